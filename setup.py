@@ -26,6 +26,12 @@ INSTALL_REQUIRES = [
     "mathruler",
     "rouge-score",
     "matplotlib",
+    # verl's reward loop and v1 trainer import these (verl lists them only in its `verl-core` extra)
+    "cachetools",
+    "fastapi",
+    "uvicorn",
+    "pyzmq",
+    "msgspec",
 ]
 
 EXTRAS_REQUIRE = {

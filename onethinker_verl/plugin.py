@@ -15,7 +15,8 @@ logger = logging.getLogger(__name__)
 COMPONENTS = (
     ("advantage estimator 'ema_grpo'", "onethinker_verl.advantage.ema_grpo"),
     ("reward manager 'onethinker'", "onethinker_verl.reward.manager"),
-    ("verl trainer glue (task identity and group filtering)", "onethinker_verl.verl_glue"),
+    ("verl trainer glue (task identity, checkpointed EMA state, metrics)", "onethinker_verl.verl_glue"),
+    ("OmegaConf resolver 'onethinker_sample'", "onethinker_verl.resolvers"),
 )
 
 

@@ -1,0 +1,98 @@
+"""Media paths and checks: where a row's files are, whether they exist or decode, and the per-item
+sampling settings qwen_vl_utils reads.
+
+verl 0.9.1 decodes images and videos in the agent loop through ``qwen_vl_utils.process_vision_info``, which
+takes its settings from each content item (``{"type": "video", "video": path, "fps": 2, "max_frames": 128,
+"max_pixels": ...}``). The dataset therefore attaches the configured settings to every item of the raw
+prompt, and they travel with the prompt to whichever worker decodes it.
+"""
+
+import os
+from dataclasses import dataclass
+
+from .corpus import MEDIA_MISSING, MEDIA_UNREADABLE, RowRejected
+
+CHECK_MODES = ("exists", "decode", "off")
+
+
+def resolve_media_path(path: str, media_root: str | os.PathLike | None) -> str:
+    """Absolute paths and URLs stay as they are; relative paths are joined to ``media_root`` when one is set."""
+    if media_root is None or os.path.isabs(path) or "://" in path:
+        return path
+    return os.path.join(os.fspath(media_root), path)
+
+
+def check_media_file(path: str, modality: str, mode: str) -> None:
+    """Raise :class:`RowRejected` when ``path`` fails the check ``mode`` (one of :data:`CHECK_MODES`).
+
+    ``decode`` opens images fully with PIL and reads the first and last frame of videos with decord, which
+    catches truncated files that still open.
+    """
+    if mode == "off" or "://" in path:
+        return
+    if not os.path.isfile(path):
+        raise RowRejected(MEDIA_MISSING, path)
+    if mode != "decode":
+        return
+    try:
+        if modality == "image":
+            from PIL import Image
+
+            with Image.open(path) as image:
+                image.load()
+        else:
+            import decord
+
+            reader = decord.VideoReader(path, num_threads=1)
+            if len(reader) == 0:
+                raise ValueError("no frames")
+            reader[0]
+            reader[len(reader) - 1]
+    except Exception as exc:  # any decoder failure means the file cannot be trained on
+        raise RowRejected(MEDIA_UNREADABLE, f"{path}: {exc}".strip()) from None
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """Sampling settings attached to each image/video item; None leaves qwen_vl_utils' own default."""
+
+    image_min_pixels: int | None = 3136
+    image_max_pixels: int | None = 1048576
+    video_fps: float | None = 2.0
+    video_max_frames: int | None = 128
+    video_min_pixels: int | None = 4096
+    video_max_pixels: int | None = 65536
+    video_total_pixels: int | None = None
+
+    @classmethod
+    def from_config(cls, config) -> "MediaSettings":
+        """Read ``data.image_min_pixels`` etc.; keys that are absent keep the defaults above."""
+        defaults = cls()
+        values = {}
+        for name in cls.__dataclass_fields__:
+            value = config.get(name, getattr(defaults, name)) if config is not None else getattr(defaults, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+                raise ValueError(f"data.{name} must be a positive number or null, got {value!r}")
+            values[name] = value
+        return cls(**values)
+
+    def image_item(self, path: str) -> dict:
+        item = {"image": path}
+        _put(item, "min_pixels", self.image_min_pixels)
+        _put(item, "max_pixels", self.image_max_pixels)
+        return item
+
+    def video_item(self, path: str) -> dict:
+        item = {"video": path}
+        _put(item, "fps", self.video_fps)
+        _put(item, "max_frames", self.video_max_frames)
+        _put(item, "min_pixels", self.video_min_pixels)
+        _put(item, "max_pixels", self.video_max_pixels)
+        _put(item, "total_pixels", self.video_total_pixels)
+        return item
+
+
+def _put(item: dict, key: str, value) -> None:
+    if value is not None:
+        item[key] = value
+

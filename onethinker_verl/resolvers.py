@@ -1,0 +1,25 @@
+"""OmegaConf resolvers the recipes use.
+
+``${onethinker_sample:rl.jsonl}`` is the absolute path of a file of the sample corpus bundled in the
+installed package (``${onethinker_sample:}`` is its folder), so the recipe's default data works from any
+working directory and any install location.
+"""
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+SAMPLE_RESOLVER = "onethinker_sample"
+
+
+def bundled_sample_path(relative: str = "") -> str:
+    """Absolute path of ``relative`` inside the bundled sample corpus; an unknown file is an error."""
+    sample_dir = Path(__file__).resolve().parent / "data" / "sample"
+    path = sample_dir / relative if relative else sample_dir
+    if not path.exists():
+        raise FileNotFoundError(f"${{{SAMPLE_RESOLVER}:{relative}}}: no such file in the bundled sample corpus ({path})")
+    return str(path)
+
+
+if not OmegaConf.has_resolver(SAMPLE_RESOLVER):
+    OmegaConf.register_new_resolver(SAMPLE_RESOLVER, bundled_sample_path)

@@ -1,0 +1,88 @@
+"""Per-task reward metrics.
+
+How verl 0.9.1 uses a reward manager's ``reward_extra_info`` (both the v1 and the legacy trainer):
+
+* Validation: every numeric key becomes ``val-aux/<data_source>/<key>/mean@N`` (and std/best/worst),
+  averaged per prompt and then over prompts, with ``None`` values skipped and string values ignored
+  (``process_validation_metrics``). The manager therefore also writes per-task copies such as
+  ``accuracy/tracking`` that are ``None`` for items of other tasks, so those means cover that task only.
+* Training: neither trainer turns reward extra info into step metrics (only the GDPO estimator's own keys).
+  :func:`per_task_reward_metrics` computes them from the ``task`` column and the part columns; the trainer
+  glue adds its result to the step metrics.
+"""
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Parts of the reward the manager reports for every item.
+REWARD_PARTS = ("score", "accuracy", "format", "structure")
+
+# Problem types of the rewards spec; each gets per-task copies of the parts in reward_extra_info.
+KNOWN_TASKS = (
+    "multiple choice",
+    "numerical",
+    "regression",
+    "OCR",
+    "open-ended",
+    "math",
+    "temporal grounding",
+    "spatial grounding",
+    "spatial-temporal grounding",
+    "tracking",
+    "segmentation",
+)
+
+
+def task_name(problem_type: Any) -> str:
+    """Metric-friendly task name: ``"spatial-temporal grounding"`` -> ``"spatial_temporal_grounding"``,
+    ``"OCR"`` -> ``"ocr"``; anything empty or not a string -> ``"unknown"``."""
+    if not isinstance(problem_type, str):
+        return "unknown"
+    name = re.sub(r"[^a-z0-9]+", "_", problem_type.strip().lower()).strip("_")
+    return name or "unknown"
+
+
+KNOWN_TASK_NAMES = tuple(task_name(task) for task in KNOWN_TASKS)
+
+
+def per_task_key(part: str, task: str) -> str:
+    """Key of the per-task copy of a reward part in reward_extra_info, e.g. ``accuracy/tracking``."""
+    return f"{part}/{task}"
+
+
+def per_task_reward_metrics(reward_extra_infos: Mapping[str, Sequence[Any]]) -> dict[str, float]:
+    """Step metrics ``reward/<part>/<task>`` (mean over that task's items) and ``reward/count/<task>``.
+
+    Args:
+        reward_extra_infos: Column-wise reward extra info of one batch (lists or numpy arrays), holding the
+            manager's ``task`` column and the columns of :data:`REWARD_PARTS`. Items whose value is ``None``
+            or NaN for a part are left out of that part's mean.
+
+    Returns:
+        An empty dict when the batch carries no ``task`` column (another reward manager was used).
+    """
+    if "task" not in reward_extra_infos:
+        return {}
+    tasks = list(reward_extra_infos["task"])
+    metrics: dict[str, float] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for task in tasks:
+        counts[str(task)] += 1
+    for task, count in counts.items():
+        metrics[f"reward/count/{task}"] = float(count)
+    for part in REWARD_PARTS:
+        if part not in reward_extra_infos:
+            continue
+        values_by_task: dict[str, list[float]] = defaultdict(list)
+        for task, value in zip(tasks, reward_extra_infos[part], strict=True):
+            if value is None:
+                continue
+            value = float(value)
+            if not math.isnan(value):
+                values_by_task[str(task)].append(value)
+        for task, values in values_by_task.items():
+            metrics[f"reward/{part}/{task}"] = sum(values) / len(values)
+    return metrics
