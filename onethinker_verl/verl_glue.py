@@ -95,15 +95,14 @@ def fetch_trajectory_extra_info(keys: list[str], partition_id: str) -> np.ndarra
 
     try:
         fetched = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_info"])
-        values = fetched["extra_info"]
+        values = fetched.pop("extra_info").tolist()
     except Exception as exc:
         raise RuntimeError(
             "onethinker-verl: could not read the trajectories' extra_info from TransferQueue for the "
             f"advantage step ({exc!r}); ema_grpo needs problem_type/data_type in every dataset row's extra_info"
         ) from exc
-    values = values.tolist() if hasattr(values, "tolist") else list(values)
     extra_info = np.empty(len(values), dtype=object)
-    extra_info[:] = [getattr(value, "data", value) for value in values]
+    extra_info[:] = values
     return extra_info
 
 

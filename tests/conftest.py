@@ -1,0 +1,47 @@
+"""Shared test helpers: compose verl's real Hydra config with the onethinker recipe."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Ray and verl print a lot on import; keep test logs readable and never try to reach a network service.
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def verl_config_dir() -> str:
+    import verl
+
+    return str(Path(verl.__file__).parent / "trainer" / "config")
+
+
+def compose_recipe(*overrides: str, recipe: str = "onethinker"):
+    """verl's ``ppo_trainer`` config composed with ``+recipe=<recipe>`` and ``overrides``, as main_ppo does."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=verl_config_dir(), version_base=None):
+        return compose(config_name="ppo_trainer", overrides=[f"+recipe={recipe}", *overrides])
+
+
+@pytest.fixture
+def recipe_config():
+    return compose_recipe
+
+
+@pytest.fixture(scope="session")
+def ray_transfer_queue():
+    """A local Ray cluster with verl's TransferQueue, as the v1 trainer runs it (started once per session)."""
+    import ray
+    import transfer_queue as tq
+
+    # Logical CPUs: TransferQueue's controller and storage units each reserve one.
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    tq.init()
+    yield tq
+    tq.close()
+    ray.shutdown()
