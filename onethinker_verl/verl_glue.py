@@ -12,6 +12,11 @@ What it bridges (checked against verl 0.9.1):
   its advantage step, without ``extra_info``. ``PPOTrainer._compute_advantage`` is wrapped to also fetch
   each trajectory's ``extra_info`` (the agent loop stores the dataset row's fields with every trajectory)
   when the configured estimator needs it.
+* The v1 trainer's replay buffer (``algorithm.filter_groups``) drops groups whose metric is identical
+  across the group. With ``algorithm.online_filter.enable`` its group classification is replaced by
+  OneThinker's band rule (:mod:`onethinker_verl.online_filter`), its refills are counted against
+  ``filter_groups.max_num_gen_batches`` (which verl's v1 buffer itself ignores), and ``sample`` reports
+  per-step filter metrics. The legacy trainer has no group filtering: enabling the band there is an error.
 * Both trainers' ``_save_checkpoint`` / ``_load_checkpoint`` are wrapped to save and restore the EMA-GRPO
   moving moments in the ``global_step_N`` folder, and ``compute_data_metrics`` (which both trainers call
   once per step) is wrapped to add the estimator's per-task metrics to the step's metrics.
@@ -28,18 +33,22 @@ import functools
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 import numpy as np
 import verl
 from verl.trainer.ppo import ray_trainer
-from verl.trainer.ppo.v1 import trainer_base
+from verl.trainer.ppo.v1 import replay_buffer, trainer_base
+
+from onethinker_verl.online_filter import OnlineFilterState, band_decision
 
 logger = logging.getLogger(__name__)
 
 CHECKED_VERL_VERSIONS = ("0.9.1",)
 EMA_STATE_FILE = "onethinker_ema_grpo.json"
+ONLINE_FILTER_ATTR = "_onethinker_online_filter"
 # Estimators whose inputs must include each sample's extra_info.
 ESTIMATORS_NEEDING_SAMPLE_DATA = frozenset({"ema_grpo"})
 
@@ -89,43 +98,58 @@ def _with_sample_data(compute_advantage: Callable) -> Callable:
     return compute_advantage_with_sample_data
 
 
-def fetch_trajectory_extra_info(keys: list[str], partition_id: str) -> np.ndarray:
-    """Each trajectory's ``extra_info`` from TransferQueue, in the order of ``keys``."""
+def fetch_trajectory_fields(keys: list[str], partition_id: str, fields: list[str]) -> dict[str, list]:
+    """Non-tensor fields of trajectories in TransferQueue, each as a list in the order of ``keys``."""
     import transfer_queue as tq
 
     try:
-        fetched = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_info"])
-        values = fetched.pop("extra_info").tolist()
+        fetched = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=fields)
+        return {field: [getattr(v, "data", v) for v in fetched.pop(field).tolist()] for field in fields}
     except Exception as exc:
         raise RuntimeError(
-            "onethinker-verl: could not read the trajectories' extra_info from TransferQueue for the "
-            f"advantage step ({exc!r}); ema_grpo needs problem_type/data_type in every dataset row's extra_info"
+            f"onethinker-verl: could not read {fields} of the batch's trajectories from TransferQueue ({exc!r}); "
+            "ema_grpo needs problem_type/data_type in every dataset row's extra_info"
         ) from exc
-    extra_info = np.empty(len(values), dtype=object)
-    extra_info[:] = values
-    return extra_info
+
+
+def reward_extra_info_columns(extra_fields: list) -> dict[str, list]:
+    """Column-wise ``reward_extra_info`` of trajectories from their ``extra_fields`` dicts."""
+    infos = [fields.get("reward_extra_info", {}) if isinstance(fields, dict) else {} for fields in extra_fields]
+    keys = dict.fromkeys(key for info in infos for key in info)
+    return {key: [info.get(key) for info in infos] for key in keys}
 
 
 def _v1_advantage_with_sample_data(compute_advantage_step: Callable) -> Callable:
     def compute_advantage_step_with_sample_data(self, batch, metrics):
-        if self.config.algorithm.adv_estimator not in ESTIMATORS_NEEDING_SAMPLE_DATA:
+        from onethinker_verl.reward.metrics import per_task_reward_metrics
+
+        keys = list(batch.keys)
+        needs_task = self.config.algorithm.adv_estimator in ESTIMATORS_NEEDING_SAMPLE_DATA
+        fetched = fetch_trajectory_fields(keys, batch.partition_id, ["extra_fields", "extra_info"] if needs_task else ["extra_fields"])
+        # The v1 trainer logs no reward extra info during training; add the per-task reward parts here.
+        metrics.update(per_task_reward_metrics(reward_extra_info_columns(fetched["extra_fields"])))
+        if not needs_task:
             return compute_advantage_step(self, batch, metrics)
-        extra_info = fetch_trajectory_extra_info(list(batch.keys), batch.partition_id)
+        extra_info = np.empty(len(keys), dtype=object)
+        extra_info[:] = fetched["extra_info"]
         with provide_sample_data({"extra_info": extra_info}):
             return compute_advantage_step(self, batch, metrics)
 
     return compute_advantage_step_with_sample_data
 
 
-def _with_estimator_metrics(compute_data_metrics: Callable) -> Callable:
-    def compute_data_metrics_with_estimator(*args, **kwargs):
+def _with_onethinker_metrics(compute_data_metrics: Callable) -> Callable:
+    def compute_data_metrics_with_onethinker(batch, *args, **kwargs):
         from onethinker_verl.advantage.ema_grpo import pop_step_metrics
+        from onethinker_verl.reward.metrics import per_task_reward_metrics
 
-        metrics = compute_data_metrics(*args, **kwargs)
+        metrics = compute_data_metrics(batch, *args, **kwargs)
+        # The legacy trainer keeps the reward manager's extra info as batch columns.
+        metrics.update(per_task_reward_metrics(batch.non_tensor_batch))
         metrics.update(pop_step_metrics())
         return metrics
 
-    return compute_data_metrics_with_estimator
+    return compute_data_metrics_with_onethinker
 
 
 def checkpoint_step_folder(trainer_config: Any, global_steps: int) -> str:
@@ -190,6 +214,137 @@ def _load_with_estimator_state(load_checkpoint: Callable) -> Callable:
     return load_checkpoint_with_estimator_state
 
 
+def _online_filter_settings(algorithm: Any) -> Optional[Mapping[str, Any]]:
+    section = algorithm.get("online_filter", None)
+    return section if section is not None and section.get("enable", False) else None
+
+
+def attach_online_filter(buffer: Any, config: Any) -> Optional[OnlineFilterState]:
+    """Give a v1 replay buffer OneThinker's band filter when ``algorithm.online_filter.enable`` is set."""
+    band = _online_filter_settings(config.algorithm)
+    if band is None:
+        return None
+    filter_groups = config.algorithm.get("filter_groups", None)
+    if filter_groups is None or not filter_groups.get("enable", False):
+        raise ValueError(
+            "algorithm.online_filter.enable=true needs algorithm.filter_groups.enable=true (with metric=accuracy): "
+            "verl's group filtering is what replaces dropped groups with fresh prompts"
+        )
+    if not isinstance(buffer, replay_buffer.ReplayBuffer) or buffer.filter_groups_metric is None:
+        raise ValueError(
+            "algorithm.online_filter works with verl's built-in v1 replay buffer; a custom sampler "
+            "(trainer.v1.sampler.custom_sampler) must implement its own filtering"
+        )
+    state = OnlineFilterState(
+        metric=buffer.filter_groups_metric,
+        low=float(band.get("low")),
+        high=float(band.get("high")),
+        max_gen_batches=int(filter_groups.get("max_num_gen_batches", 0) or 0),
+        train_batch_size=int(config.data.train_batch_size),
+    )
+    refill = buffer.refill_fn
+
+    def counted_refill(prompts: int):
+        state.charge_refill(prompts)
+        return refill(prompts)
+
+    buffer.refill_fn = counted_refill
+    setattr(buffer, ONLINE_FILTER_ATTR, state)
+    logger.info(
+        "onethinker-verl: online filter keeps groups with %s < mean %s < %s, at most %s generation batches per step "
+        "(algorithm.filter_groups.max_num_gen_batches, enforced here)",
+        state.low,
+        state.metric,
+        state.high,
+        state.max_gen_batches if state.max_gen_batches > 0 else "unlimited",
+    )
+    return state
+
+
+def _build_replay_buffer_with_online_filter(build_replay_buffer: Callable) -> Callable:
+    def build_replay_buffer_with_online_filter(self):
+        buffer = build_replay_buffer(self)
+        attach_online_filter(buffer, self.config)
+        return buffer
+
+    return build_replay_buffer_with_online_filter
+
+
+def fetch_group_metric(keys: list[str], partition_id: str, metric: str) -> dict[str, list[float]]:
+    """``reward_extra_info[metric]`` of each trajectory in TransferQueue, grouped by prompt uid."""
+    import transfer_queue as tq
+
+    values_by_uid: dict[str, list[float]] = {}
+    if not keys:
+        return values_by_uid
+    data = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_fields"])
+    for key, extra_fields in zip(keys, list(data["extra_fields"]), strict=True):
+        extra_fields = getattr(extra_fields, "data", extra_fields)
+        reward_extra_info = extra_fields.get("reward_extra_info", {}) if isinstance(extra_fields, dict) else {}
+        if metric not in reward_extra_info:
+            raise RuntimeError(
+                f"online filter: trajectory {key} has no {metric!r} in its reward_extra_info "
+                f"(keys: {sorted(reward_extra_info)}); use reward.reward_manager.name=onethinker or set "
+                "algorithm.filter_groups.metric to a key the reward manager reports"
+            )
+        values_by_uid.setdefault(key.split("_")[0], []).append(float(reward_extra_info[metric]))
+    return values_by_uid
+
+
+def _band_filtered_keys(dapo_filtered_keys: Callable) -> Callable:
+    def band_filtered_keys(self, partition_id):
+        state = getattr(self, ONLINE_FILTER_ATTR, None)
+        if state is None or partition_id == "val":
+            return dapo_filtered_keys(self, partition_id)
+        finished = self.finished_keys[partition_id]
+        decisions = state.decisions.setdefault(partition_id, {})
+        for uid in decisions.keys() - finished:
+            del decisions[uid]
+        new_uids = finished - decisions.keys()
+        # Trajectory keys are {uid}_{session}_{index}; verl splits them the same way.
+        keys = [key for key in self.partitions[partition_id] if key.split("_")[0] in new_uids]
+        values_by_uid = fetch_group_metric(keys, partition_id, state.metric)
+        for uid in new_uids:
+            values = values_by_uid.get(uid)
+            if not values:
+                raise RuntimeError(f"online filter: finished prompt group {uid} has no trajectories to classify")
+            decision = band_decision(values, state.low, state.high)
+            decisions[uid] = (decision, round(float(np.mean(values)), 4))
+            state.record_decision(decision)
+        dropped = {uid: mean for uid, (decision, mean) in decisions.items() if decision is not None}
+        # verl's DAPO diagnostics table expects {metric value: group count}.
+        return set(dropped), Counter(dropped.values())
+
+    return band_filtered_keys
+
+
+def _sample_with_filter_metrics(sample: Callable) -> Callable:
+    def sample_with_filter_metrics(self, global_steps, partition_id, batch_size, *args, **kwargs):
+        state = getattr(self, ONLINE_FILTER_ATTR, None)
+        if state is None or partition_id == "val":
+            return sample(self, global_steps, partition_id, batch_size, *args, **kwargs)
+        state.start_step()
+        batch, metrics = sample(self, global_steps, partition_id, batch_size, *args, **kwargs)
+        kept_groups = len({key.split("_")[0] for key in batch.keys})
+        metrics.update(state.step_metrics(kept_groups))
+        return batch, metrics
+
+    return sample_with_filter_metrics
+
+
+def _refuse_online_filter_in_legacy_trainer(fit: Callable) -> Callable:
+    def fit_without_online_filter(self, *args, **kwargs):
+        if _online_filter_settings(self.config.algorithm) is not None:
+            raise ValueError(
+                "algorithm.online_filter is implemented for verl's v1 trainer (trainer.use_v1=true, the default); "
+                "the legacy trainer (trainer.use_v1=false) has no group filtering. Set "
+                "algorithm.online_filter.enable=false or use the v1 trainer."
+            )
+        return fit(self, *args, **kwargs)
+
+    return fit_without_online_filter
+
+
 def install() -> None:
     """Apply every patch (idempotent). Raises if verl lacks something the glue needs."""
     if verl.__version__ not in CHECKED_VERL_VERSIONS:
@@ -201,10 +356,16 @@ def install() -> None:
     _replace(ray_trainer, "compute_advantage", _with_sample_data)
     _replace(trainer_base.PPOTrainer, "_compute_advantage", _v1_advantage_with_sample_data)
     for module in (ray_trainer, trainer_base):
-        _replace(module, "compute_data_metrics", _with_estimator_metrics)
+        _replace(module, "compute_data_metrics", _with_onethinker_metrics)
     for trainer_cls in (ray_trainer.RayPPOTrainer, trainer_base.PPOTrainer):
         _replace(trainer_cls, "_save_checkpoint", _save_with_estimator_state)
         _replace(trainer_cls, "_load_checkpoint", _load_with_estimator_state)
+    _replace(trainer_base.PPOTrainer, "_build_replay_buffer", _build_replay_buffer_with_online_filter)
+    _replace(replay_buffer.ReplayBuffer, "_dapo_filtered_keys", _band_filtered_keys)
+    for buffer_cls in (replay_buffer.ReplayBuffer, replay_buffer.ReplayBufferAsync):
+        if "sample" in vars(buffer_cls):
+            _replace(buffer_cls, "sample", _sample_with_filter_metrics)
+    _replace(ray_trainer.RayPPOTrainer, "fit", _refuse_online_filter_in_legacy_trainer)
 
 
 install()

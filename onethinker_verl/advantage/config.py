@@ -41,19 +41,19 @@ class EmaGrpoConfig(BaseConfig):
 
 @dataclass
 class OnlineFilterConfig(BaseConfig):
-    """OneThinker's online filtering: keep a prompt group only if the mean of ``metric`` over the group
-    lies strictly between ``low`` and ``high``; refill the batch up to ``algorithm.filter_groups``'s
-    ``max_num_gen_batches`` tries.
+    """OneThinker's online filtering: keep a prompt group only if the group mean of the reward part named by
+    ``algorithm.filter_groups.metric`` (``accuracy`` in the recipe) lies strictly between ``low`` and
+    ``high``. Dropped groups are replaced by fresh prompts until the batch is full, for at most
+    ``algorithm.filter_groups.max_num_gen_batches`` generation batches (<= 0: no limit).
 
     Args:
-        enable: turn the band filter on (it then replaces verl's "all rewards identical" rule).
-        metric: the reward part to average (a ``reward_extra_info`` key, e.g. ``accuracy``).
+        enable: use this band rule instead of verl's "metric identical across the group" rule
+            (needs ``algorithm.filter_groups.enable=true``, which turns refilling on).
         low: groups with mean <= low are dropped.
         high: groups with mean >= high are dropped.
     """
 
     enable: bool = False
-    metric: str = "accuracy"
     low: float = 0.01
     high: float = 0.99
 
