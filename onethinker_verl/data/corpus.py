@@ -169,6 +169,14 @@ def _ground_truth_text(value, problem_type: str) -> str:
     return text
 
 
+def row_id_of(raw, names: FieldNames = FieldNames()) -> str | None:
+    """The row's own id, if it has one (for reporting rows that fail before parsing completes)."""
+    if not isinstance(raw, dict):
+        return None
+    value = _first_present(raw, names.row_id)
+    return None if value is None else str(value)
+
+
 def parse_row(raw, names: FieldNames = FieldNames(), fallback_id: str = "") -> CorpusRow:
     """Validate one raw OneThinker RL/eval row; raises :class:`RowRejected`."""
     if not isinstance(raw, dict):
@@ -202,10 +210,10 @@ def parse_row(raw, names: FieldNames = FieldNames(), fallback_id: str = "") -> C
         raise RowRejected(MALFORMED_OPTIONS, f"'{names.options}' must be a list of strings")
 
     ground_truth = _ground_truth_text(_first_present(raw, names.answer), problem_type)
-    row_id = _first_present(raw, names.row_id)
+    row_id = row_id_of(raw, names)
     source = raw.get(names.source)
     return CorpusRow(
-        row_id=str(row_id) if row_id is not None else fallback_id,
+        row_id=row_id if row_id is not None else fallback_id,
         question=question.strip(),
         problem_type=problem_type,
         data_type=data_type,

@@ -32,7 +32,7 @@ class Record:
 
 def detect_format(path: str | Path) -> str:
     """``"array"`` when the first non-blank character is ``[``, else ``"jsonl"``."""
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         while True:
             chunk = handle.read(4096)
             if not chunk:
@@ -54,18 +54,18 @@ def _parse(position: int, text: str) -> Record:
     try:
         return Record(position, json.loads(text))
     except json.JSONDecodeError as exc:
-        return Record(position, error=f"malformed JSON: {exc.msg} (column {exc.colno})")
+        return Record(position, error=f"{exc.msg} (column {exc.colno})")
 
 
 def _iter_lines(path) -> Iterator[Record]:
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if line.strip():
                 yield _parse(line_number, line)
 
 
 def _iter_array(path) -> Iterator[Record]:
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         scanner = _ArrayScanner(handle)
         position = 0
         while True:
@@ -74,7 +74,7 @@ def _iter_array(path) -> Iterator[Record]:
             position += 1
             text = scanner.take_element()
             if text is None:
-                yield Record(position, error="malformed JSON: the file ends inside this element (truncated file?)")
+                yield Record(position, error="the file ends inside this element (truncated file?)")
                 return
             yield _parse(position, text)
 

@@ -1,0 +1,48 @@
+"""Command-line pieces shared by the converters in ``data_prep/``."""
+
+import argparse
+
+from .corpus import FieldNames
+from .media import CHECK_MODES
+
+
+def add_field_name_options(parser: argparse.ArgumentParser) -> None:
+    defaults = FieldNames()
+    group = parser.add_argument_group("input key names (for files that name their fields differently)")
+    group.add_argument("--question-key", default=defaults.question, help="default: %(default)s")
+    group.add_argument(
+        "--answer-key", default=None, help="ground-truth key (default: 'answer', else 'solution' when absent)"
+    )
+    group.add_argument("--problem-type-key", default=defaults.problem_type, help="default: %(default)s")
+    group.add_argument("--data-type-key", default=defaults.data_type, help="default: %(default)s")
+    group.add_argument("--options-key", default=defaults.options, help="default: %(default)s")
+    group.add_argument("--id-key", default=None, help="row id key (default: 'problem_id', else 'id')")
+    group.add_argument(
+        "--media-key",
+        default=None,
+        help="the one key holding a row's media, a path or a list, modality from data_type "
+        "(default: 'images'/'videos' lists, else the single 'path' plus 'additional_path')",
+    )
+
+
+def field_names_from_args(args: argparse.Namespace) -> FieldNames:
+    defaults = FieldNames()
+    return FieldNames(
+        question=args.question_key,
+        answer=(args.answer_key,) if args.answer_key else defaults.answer,
+        problem_type=args.problem_type_key,
+        data_type=args.data_type_key,
+        options=args.options_key,
+        row_id=(args.id_key,) if args.id_key else defaults.row_id,
+        media=args.media_key,
+    )
+
+
+def add_media_check_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--check-media",
+        choices=CHECK_MODES,
+        default="exists",
+        help="exists: reject rows whose files are missing; decode: also open images (PIL) and probe videos "
+        "(decord) to catch broken files; off: no check (default: %(default)s)",
+    )
