@@ -11,7 +11,6 @@ not care), masks as COCO RLE in pixels.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -25,6 +24,9 @@ from rouge_score import rouge_scorer
 
 from onethinker_verl.data.tasks import canonical_problem_type
 from onethinker_verl.evaluate import masks as mask_ops
+from onethinker_verl.reward.geometry import box_iou, interval_iou, is_numeric_list
+from onethinker_verl.reward.parsing import extract_answer as answer_block
+from onethinker_verl.reward.parsing import load_json, normalise_tags, parse_number, unwrap_ground_truth
 
 # Task families: the problem types that share one set of benchmark metrics.
 QUESTION_ANSWERING = "question answering"
@@ -68,43 +70,19 @@ class ItemScore:
     unparsed: bool = False
 
 
-# ---------------------------------------------------------------------------------------------
-# LOCAL STAND-INS for the shared reward helpers. When onethinker_verl.reward lands, replace
-# normalize_tags / extract_answer / extract_ground_truth / parse_json_dict with its parsing.py
-# and numeric_list / interval_iou / box_iou with its geometry.py. They follow rewards.md.
-# ---------------------------------------------------------------------------------------------
-_AROUND_TAG_CHARS = re.compile(r"\s*([<>/])\s*")
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-def normalize_tags(response: str) -> str:
-    """Drop every whitespace run directly before or after ``<``, ``>`` or ``/``."""
-    return _AROUND_TAG_CHARS.sub(r"\1", response)
+# --------------------------- answer reading, shared with the reward --------------------------
 
 
 def extract_answer(response: str) -> str:
-    """Stripped content of the first ``<answer>`` block of the normalised response; the whole
-    stripped normalised response when there is no block or it is empty."""
-    normalized = normalize_tags(response)
-    match = _ANSWER_BLOCK.search(normalized)
-    answer = match.group(1).strip() if match else ""
-    return answer or normalized.strip()
-
-
-def extract_ground_truth(ground_truth: str) -> str:
-    """Inner text of an ``<answer>`` wrapper when present and non-empty, else the whole string."""
-    match = _ANSWER_BLOCK.search(ground_truth)
-    if match and match.group(1).strip():
-        return match.group(1).strip()
-    return ground_truth
+    """The answer the reward scores for accuracy: the first ``<answer>`` block of the tag-normalised
+    response, or the whole stripped normalised response when there is none or it is empty."""
+    normalized = normalise_tags(response)
+    return answer_block(normalized) or normalized.strip()
 
 
 def parse_json_dict(text: str) -> dict | None:
-    """``json.loads(text)`` when that is a JSON object, else None."""
-    try:
-        value = json.loads(text)
-    except (ValueError, TypeError):
-        return None
+    """``json.loads(text)`` when that is a JSON object, else None (read-only: it may be memoised)."""
+    value = load_json(text)
     return value if isinstance(value, dict) else None
 
 
@@ -113,35 +91,10 @@ def numeric_list(value: object, length: int) -> list[float] | None:
 
     Unlike the reward's shape check, NaN and infinity are rejected: they would poison benchmark means.
     """
-    if not isinstance(value, list) or len(value) != length:
+    if not is_numeric_list(value, length, reject_nonfinite=True):
         return None
-    try:
-        numbers = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    return numbers if all(math.isfinite(v) for v in numbers) else None
+    return [float(v) for v in value]
 
-
-def interval_iou(first: list[float], second: list[float]) -> float:
-    """1-D IoU of ``[start, end]`` intervals (seconds); 0 when the union is empty."""
-    intersection = max(0.0, min(first[1], second[1]) - max(first[0], second[0]))
-    union = max(first[1], second[1]) - min(first[0], second[0])
-    return intersection / union if union > 1e-12 else 0.0
-
-
-def box_iou(first: list[float], second: list[float]) -> float:
-    """IoU of ``[x1, y1, x2, y2]`` boxes; inverted sides count as zero area; 0 when the union is empty."""
-    def area(box: list[float]) -> float:
-        return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
-
-    inter_w = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
-    inter_h = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
-    intersection = inter_w * inter_h
-    union = area(first) + area(second) - intersection
-    return intersection / union if union > 1e-12 else 0.0
-
-
-# ------------------------------------- end of stand-ins -------------------------------------
 
 
 def task_family(problem_type: str, data_type: str | None) -> str:
@@ -181,7 +134,7 @@ def score_item(
     if family == VIDEO_SEGMENTATION:
         return _score_video_segmentation(pred_masks, gt_masks)
     answer = extract_answer(response)
-    gt = extract_ground_truth(ground_truth)
+    gt = unwrap_ground_truth(ground_truth)
     if family == QUESTION_ANSWERING:
         accuracy, parsed = _QA_SCORERS[kind](answer, gt)
         return ItemScore(family, {"accuracy": accuracy}, unparsed=not parsed)
@@ -208,15 +161,8 @@ def multiple_choice_accuracy(answer: str, gt: str) -> tuple[float, bool]:
     return float(letter == gt_letter), letter is not None
 
 
-def _to_float(text: str) -> float | None:
-    try:
-        return float(text.replace(",", "").strip())
-    except ValueError:
-        return None
-
-
 def _ground_truth_float(gt: str) -> float:
-    value = _to_float(gt)
+    value = parse_number(gt)
     if value is None or not math.isfinite(value):
         raise InvalidGroundTruth(f"ground truth is not a number: {gt!r}")
     return value
@@ -225,7 +171,7 @@ def _ground_truth_float(gt: str) -> float:
 def numerical_accuracy(answer: str, gt: str) -> tuple[float, bool]:
     """1 when both numbers (commas removed) are equal after rounding to 2 decimals."""
     target = _ground_truth_float(gt)
-    value = _to_float(answer)
+    value = parse_number(answer)
     if value is None:
         return 0.0, False
     return float(round(value, 2) == round(target, 2)), True
@@ -234,7 +180,7 @@ def numerical_accuracy(answer: str, gt: str) -> tuple[float, bool]:
 def mean_relative_accuracy(answer: str, gt: str) -> tuple[float, bool]:
     """Strict MRA: fraction of θ in 0.50..0.95 with |p - g| / |g| < 1 - θ; 0 when g = 0."""
     target = _ground_truth_float(gt)
-    value = _to_float(answer)
+    value = parse_number(answer)
     if value is None or not math.isfinite(value):
         return 0.0, False
     if target == 0:
