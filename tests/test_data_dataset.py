@@ -13,15 +13,14 @@ import pytest
 import torch
 import verl.trainer
 from hydra import compose, initialize_config_dir
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from torch.utils.data import DataLoader
-from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 from verl.trainer.ppo.utils import create_rl_dataset
 from verl.utils.dataset.rl_dataset import collate_fn
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
 from onethinker_verl.data.dataset import OneThinkerDataset
 from onethinker_verl.data.media import MediaSettings
+from conftest import tiny_qwen_vl_processor
 from onethinker_verl.data.sample import sample_dir, sample_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,34 +42,9 @@ def data_config(tmp_path, *overrides):
     return config.data
 
 
-# A Qwen2-VL processor around a tokenizer trained here; the chat template renders media items the way
-# Qwen-VL's does (vision start, one pad token the processor expands, vision end).
-_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-            "<|image_pad|>", "<|video_pad|>"]
-_CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif item['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
 @pytest.fixture(scope="module")
 def processor():
-    vocabulary = " ".join(json.dumps(SAMPLE_ROWS).replace('"', " ").split())
-    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.train_from_iterator([vocabulary], trainers.WordLevelTrainer(special_tokens=["[UNK]", *_SPECIAL]))
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="[UNK]", eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        chat_template=_CHAT_TEMPLATE,
-    )
-    return Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(), tokenizer=fast, video_processor=Qwen2VLVideoProcessor(),
-        chat_template=_CHAT_TEMPLATE,
-    )
+    return tiny_qwen_vl_processor(" ".join(json.dumps(SAMPLE_ROWS).replace('"', " ").split()))
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ Three pieces live here:
 import asyncio
 import logging
 import math
-import re
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from typing import Any, Optional
 
 import aiohttp
 from verl.base_config import BaseConfig
+
+from onethinker_verl.reward.parsing import extract_answer, normalise_tags
 
 logger = logging.getLogger(__name__)
 
@@ -76,28 +77,11 @@ class ModelScoringConfig(BaseConfig):
             raise ValueError(f"model_scoring.timeout_s must be positive, got {self.timeout_s}")
 
 
-_WHITESPACE_AROUND_TAG_CHARS = re.compile(r"\s*([<>/])\s*")
-_ANSWER_BLOCK = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
-
-
-def extract_answer(response: str) -> str:
-    """The answer the policy gave, as the reference extracts it for accuracy (rewards spec, "answer extraction").
-
-    Tags are normalised first (whitespace around ``<``, ``>`` and ``/`` removed); the answer is the stripped
-    content of the first ``<answer>`` block, or the whole stripped response when there is none or it is empty.
-    """
-    normalized = _WHITESPACE_AROUND_TAG_CHARS.sub(r"\1", response)
-    match = _ANSWER_BLOCK.search(normalized)
-    answer = match.group(1).strip() if match else ""
-    return answer or normalized.strip()
-
-
-def unwrap_ground_truth(ground_truth: str) -> str:
-    """The ground truth without an ``<answer>`` wrapper, when it has one with non-empty content."""
-    match = _ANSWER_BLOCK.search(ground_truth)
-    if match and match.group(1).strip():
-        return match.group(1).strip()
-    return ground_truth
+def extracted_output(response: str) -> str:
+    """The policy's answer as the accuracy scorers see it: the first ``<answer>`` block of the tag-normalised
+    response, or the whole stripped response when there is none or it is empty (rewards spec)."""
+    normalized = normalise_tags(response)
+    return extract_answer(normalized) or normalized.strip()
 
 
 def overall_score(accuracy: float, format_score: float, structure: float, format_weight: float) -> float:
