@@ -17,6 +17,8 @@ What it bridges (checked against verl 0.9.1):
   OneThinker's band rule (:mod:`onethinker_verl.online_filter`), its refills are counted against
   ``filter_groups.max_num_gen_batches`` (which verl's v1 buffer itself ignores), and ``sample`` reports
   per-step filter metrics. The legacy trainer has no group filtering: enabling the band there is an error.
+* Optional per-group normalisation of model-scored open-ended rewards needs the whole group, which no
+  reward manager sees: in the v1 advantage step the batch's ``rm_scores`` are rewritten first.
 * Both trainers' ``_save_checkpoint`` / ``_load_checkpoint`` are wrapped to save and restore the EMA-GRPO
   moving moments in the ``global_step_N`` folder, and ``compute_data_metrics`` (which both trainers call
   once per step) is wrapped to add the estimator's per-task metrics to the step's metrics.
@@ -119,6 +121,38 @@ def reward_extra_info_columns(extra_fields: list) -> dict[str, list]:
     return {key: [info.get(key) for info in infos] for key in keys}
 
 
+def normalize_model_scores_by_group(config: Any, keys: list[str], partition_id: str, columns: dict) -> dict:
+    """With ``reward.reward_manager.model_scoring.normalize_by_group``, replace the model-scored open-ended
+    rewards of the batch by their per-group normalised values, in TransferQueue's ``rm_scores`` (which the
+    advantage step reads next); returns the updated reward columns. A reward manager sees one sample at a
+    time, so this needs the whole batch and happens here."""
+    import torch
+    import transfer_queue as tq
+    from tensordict import TensorDict
+
+    from onethinker_verl.reward.model_scoring import MODEL_SCORE_KEY, apply_group_normalization
+
+    manager = config.reward.reward_manager
+    settings = manager.get("model_scoring", None)
+    if not (settings and settings.get("enable", False) and settings.get("normalize_by_group", False)):
+        return columns
+    if MODEL_SCORE_KEY not in columns:
+        raise RuntimeError("model_scoring.normalize_by_group is on but the rewards carry no model scores")
+    scores, columns = apply_group_normalization(
+        columns, [key.split("_")[0] for key in keys], float(manager.get("format_weight", 0.1))
+    )
+    old = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["rm_scores"])["rm_scores"]
+    new = []
+    for row, score in zip(old.unbind(0), scores, strict=True):
+        # verl puts a trajectory's reward on its last response token
+        rewards = torch.zeros_like(row)
+        rewards[-1] = score
+        new.append(rewards)
+    nested = torch.nested.as_nested_tensor(new, layout=torch.jagged)
+    tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=TensorDict({"rm_scores": nested}, batch_size=len(keys)))
+    return columns
+
+
 def _v1_advantage_with_sample_data(compute_advantage_step: Callable) -> Callable:
     def compute_advantage_step_with_sample_data(self, batch, metrics):
         from onethinker_verl.reward.metrics import per_task_reward_metrics
@@ -126,8 +160,10 @@ def _v1_advantage_with_sample_data(compute_advantage_step: Callable) -> Callable
         keys = list(batch.keys)
         needs_task = self.config.algorithm.adv_estimator in ESTIMATORS_NEEDING_SAMPLE_DATA
         fetched = fetch_trajectory_fields(keys, batch.partition_id, ["extra_fields", "extra_info"] if needs_task else ["extra_fields"])
+        columns = reward_extra_info_columns(fetched["extra_fields"])
+        columns = normalize_model_scores_by_group(self.config, keys, batch.partition_id, columns)
         # The v1 trainer logs no reward extra info during training; add the per-task reward parts here.
-        metrics.update(per_task_reward_metrics(reward_extra_info_columns(fetched["extra_fields"])))
+        metrics.update(per_task_reward_metrics(columns))
         if not needs_task:
             return compute_advantage_step(self, batch, metrics)
         extra_info = np.empty(len(keys), dtype=object)

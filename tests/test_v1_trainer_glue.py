@@ -166,3 +166,36 @@ def test_online_filter_needs_verls_group_filtering_on():
     trainer = trainer_without_workers("algorithm.filter_groups.enable=false", refill=lambda n: n)
     with pytest.raises(ValueError, match="needs algorithm.filter_groups.enable=true"):
         trainer._build_replay_buffer()
+
+
+def test_model_scores_are_normalised_per_group_before_the_advantage_step(tq):
+    """model_scoring.normalize_by_group: z-score then min-max within each group, overall recomputed."""
+    from onethinker_verl.reward.model_scoring import MODEL_SCORE_KEY
+
+    raw_model_scores = [-3.0, -1.0, -2.0, -1.0]
+    keys, tags = put_finished_group(tq, "open", [0.0] * 4, [0.2] * 4, problem_type="open-ended", data_type="image")
+    # the manager's reward_extra_info of model-scored, well-formatted open-ended answers
+    fields = [
+        {"extra_fields": {"reward_extra_info": {
+            "score": 0.0, "accuracy": 0.2, "format": 1.0, "structure": 0.5, "task": "open_ended", MODEL_SCORE_KEY: m,
+        }}}
+        for m in raw_model_scores
+    ]
+    tq.kv_batch_put(keys=keys, partition_id=PARTITION, fields=list_of_dict_to_tensordict(fields))
+    trainer = trainer_without_workers(
+        "algorithm.adv_estimator=grpo",
+        "reward.reward_manager.model_scoring.enable=true",
+        "reward.reward_manager.model_scoring.normalize_by_group=true",
+    )
+    metrics = {}
+    trainer._compute_advantage(KVBatchMeta(partition_id=PARTITION, keys=keys, tags=tags), metrics)
+    mean = np.mean(raw_model_scores)
+    z = (np.array(raw_model_scores) - mean) / np.std(raw_model_scores)
+    accuracy = (z - z.min()) / (z.max() - z.min())  # [0, 1, 0.5, 1]
+    expected_scores = 0.9 * accuracy + 0.1 * 1.0 + 0.5
+    rm_scores = tq.kv_batch_get(keys=keys, partition_id=PARTITION, select_fields=["rm_scores"])["rm_scores"]
+    np.testing.assert_allclose([row.sum().item() for row in rm_scores.unbind(0)], expected_scores, atol=1e-6)
+    assert metrics["reward/accuracy/open_ended"] == pytest.approx(accuracy.mean())
+    advantages = tq.kv_batch_get(keys=keys, partition_id=PARTITION, select_fields=["advantages"])["advantages"]
+    got = np.array([row[0].item() for row in advantages.unbind(0)])
+    np.testing.assert_allclose(got, (expected_scores - expected_scores.mean()) / (expected_scores.std(ddof=1) + 1e-6), atol=1e-5)
