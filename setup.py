@@ -23,7 +23,7 @@ INSTALL_REQUIRES = [
     "scikit-image",
     "qwen-vl-utils",
     "math-verify",
-    "mathruler",
+    "mathruler==0.1.0",  # the multiple-choice fast path relies on its grading internals
     "rouge-score",
     "matplotlib",
     # verl's reward loop and v1 trainer import these (verl lists them only in its `verl-core` extra)

@@ -57,7 +57,6 @@ class OneThinkerRewardManagerConfig(RewardManagerConfig):
         strict_st_miou: Opt-in: spatial-temporal mIoU over the union of frames, not the common ones.
         reject_nonfinite: Opt-in: NaN and infinity no longer count as numbers in shape checks.
         slow_path_timeout_s: Bound on one symbolic-math check or oversized text metric, in seconds.
-        inline_text_limit: Longer texts get their text metric in the bounded worker process.
         model_scoring: Model-based scoring of open-ended answers (off by default).
     """
 
@@ -66,7 +65,6 @@ class OneThinkerRewardManagerConfig(RewardManagerConfig):
     strict_st_miou: bool = False
     reject_nonfinite: bool = False
     slow_path_timeout_s: float = 3.0
-    inline_text_limit: int = 20_000
     model_scoring: ModelScoringConfig = field(default_factory=ModelScoringConfig)
 
     def __post_init__(self):
