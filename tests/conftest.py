@@ -1,6 +1,7 @@
 """Shared test helpers: compose verl's real Hydra config with the onethinker recipe."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The literal reference implementations (reward, EMA-GRPO) live beside the benchmarks that time them.
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 
 def verl_config_dir() -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from onethinker_verl.advantage import ema_grpo
 from onethinker_verl.dry_run import PLANS, WRONG_ANSWER, run_dry_run
-from test_ema_grpo import SpecEmaGrpo
+from _spec_ema_grpo import SpecEmaGrpo
 
 N = 4
 # A well-formatted non-JSON answer earns the 0.5 shape bonus except in tasks whose answer must be JSON.

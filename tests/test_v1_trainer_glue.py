@@ -18,7 +18,7 @@ from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 from conftest import compose_recipe
 from onethinker_verl.advantage import ema_grpo
 from onethinker_verl.online_filter import OnlineFilterExhausted
-from test_ema_grpo import SpecEmaGrpo
+from _spec_ema_grpo import SpecEmaGrpo
 
 PARTITION = "train"
 
