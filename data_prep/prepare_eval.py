@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from onethinker_verl.data.cli import add_field_name_options, add_media_check_option, field_names_from_args
+from onethinker_verl.data.cli import add_field_name_options, add_media_check_option, field_names_from_args, run_converter
 from onethinker_verl.data.corpus import MALFORMED_JSON, RowRejected, parse_row, row_id_of
 from onethinker_verl.data.media import check_media_file, resolve_media_path
 from onethinker_verl.data.prompts import build_prompt_text, load_templates
@@ -92,11 +92,7 @@ def convert(args: argparse.Namespace) -> ConversionReport:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    report = convert(args)
-    print(report.summary())
-    print(f"wrote {Path(args.output).resolve()}")
-    return 0
+    return run_converter(parse_args, convert, argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from onethinker_verl.data.cli import add_field_name_options, add_media_check_option, field_names_from_args
+from onethinker_verl.data.cli import add_field_name_options, add_media_check_option, field_names_from_args, run_converter
 from onethinker_verl.data.corpus import (
     MALFORMED_JSON,
     OVER_TASK_CAP,
@@ -150,11 +150,7 @@ def convert(args: argparse.Namespace) -> ConversionReport:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    report = convert(args)
-    print(report.summary())
-    print(f"wrote {Path(args.output).resolve()}")
-    return 0
+    return run_converter(parse_args, convert, argv)
 
 
 if __name__ == "__main__":

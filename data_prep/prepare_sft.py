@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from onethinker_verl.data.cli import add_media_check_option
+from onethinker_verl.data.cli import add_media_check_option, run_converter
 from onethinker_verl.data.corpus import (
     MALFORMED_JSON,
     MALFORMED_MEDIA_FIELD,
@@ -156,11 +156,7 @@ def convert(args: argparse.Namespace) -> ConversionReport:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    report = convert(args)
-    print(report.summary())
-    print(f"wrote {Path(args.output).resolve()}")
-    return 0
+    return run_converter(parse_args, convert, argv)
 
 
 if __name__ == "__main__":

@@ -198,6 +198,9 @@ def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> Dry
         f"data.train_batch_size={kept_groups}",
         "reward.num_workers=1",
         f"+data.cache_dir={workdir / 'cache'}",
+        # Filter over-long prompts in this process: a worker pool forked after Ray has started its threads
+        # (as in a test session that already runs Ray) can deadlock.
+        "data.filter_overlong_prompts_workers=null",
         *overrides,
     )
     processor = tiny_qwen_vl_processor(" ".join(json.dumps(rows).replace('"', " ").split()))

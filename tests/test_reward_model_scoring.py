@@ -133,7 +133,7 @@ def test_open_ended_scored_by_model_in_batches(tokenizer):
     sent = [text for request in server.requests for text in request["input"]]
     assert f"Q:What happens in the video?|R:{OPEN_GT}|O:answer number 3" in sent
 
-    for (answer, model_score), result in zip(ANSWERS.items(), results[:6], strict=True):
+    for (_answer, model_score), result in zip(ANSWERS.items(), results[:6], strict=True):
         info = result["reward_extra_info"]
         assert info["model_score"] == pytest.approx(model_score)
         assert info["model_score_fallback"] == 0.0

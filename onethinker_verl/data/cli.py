@@ -1,6 +1,7 @@
 """Command-line pieces shared by the converters in ``data_prep/``."""
 
 import argparse
+from pathlib import Path
 
 from .corpus import FieldNames
 from .media import CHECK_MODES
@@ -46,3 +47,12 @@ def add_media_check_option(parser: argparse.ArgumentParser) -> None:
         help="exists: reject rows whose files are missing; decode: also open images (PIL) and probe videos "
         "(decord) to catch broken files; off: no check (default: %(default)s)",
     )
+
+
+def run_converter(parse_args, convert, argv=None) -> int:
+    """A converter's ``main``: parse the arguments, convert, print the report and where the output went."""
+    args = parse_args(argv)
+    report = convert(args)
+    print(report.summary())
+    print(f"wrote {Path(args.output).resolve()}")
+    return 0

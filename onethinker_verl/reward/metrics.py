@@ -17,23 +17,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from onethinker_verl.data.tasks import PROBLEM_TYPES
+
 # Parts of the reward the manager reports for every item.
 REWARD_PARTS = ("score", "accuracy", "format", "structure")
-
-# Problem types of the rewards spec; each gets per-task copies of the parts in reward_extra_info.
-KNOWN_TASKS = (
-    "multiple choice",
-    "numerical",
-    "regression",
-    "OCR",
-    "open-ended",
-    "math",
-    "temporal grounding",
-    "spatial grounding",
-    "spatial-temporal grounding",
-    "tracking",
-    "segmentation",
-)
 
 
 def task_name(problem_type: Any) -> str:
@@ -45,7 +32,8 @@ def task_name(problem_type: Any) -> str:
     return name or "unknown"
 
 
-KNOWN_TASK_NAMES = tuple(task_name(task) for task in KNOWN_TASKS)
+# Every problem type of the rewards spec gets per-task copies of the parts in reward_extra_info.
+KNOWN_TASK_NAMES = tuple(task_name(task) for task in PROBLEM_TYPES)
 
 
 def per_task_key(part: str, task: str) -> str:
