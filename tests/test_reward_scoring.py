@@ -223,6 +223,41 @@ def test_text_metrics_equal_rouge_score_and_full_table_wer():
         assert text_metrics.ocr_accuracy(gt, answer) == pytest.approx(max(0.0, min(1.0, 1.0 - reference_wer(gt, answer))), abs=1e-12)
 
 
+def test_rouge_tokens_equal_rouge_score_tokenizer_on_varied_text():
+    """The memoised piece -> token map and ``str.split`` reproduce rouge_score's tokenizer exactly."""
+    from rouge_score import rouge_scorer
+
+    tokenizer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)._tokenizer
+    rng = random.Random(11)
+    pieces = ["Running", "generously", "ies", "sses", "cats", "ÉTÉ", "İstanbul", "x-ray", "a1b2", "1234", "the",
+              "agreed", "feed", "hopping", "relational", "ﬁnal", "\u00a0", "\t", "--", "...", "caresses", "ponies"]
+    for _ in range(2000):
+        text = rng.choice(["", " ", "\n"]).join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert text_metrics.rouge_tokens(text) == tokenizer.tokenize(text)
+
+
+def test_integer_math_answer_forms_parse_like_the_integer():
+    """``\\boxed{N}`` and ``x = N`` are decided in-process as N: math_verify parses them to exactly N's parse."""
+    import math_verify
+    from sympy import srepr
+
+    from onethinker_verl.reward.math_grading import _parsed_integer
+
+    def parsed(text):
+        return [(type(part), part if isinstance(part, str) else srepr(part)) for part in math_verify.parse(text)]
+
+    rng = random.Random(13)
+    numbers = [str(n) for n in range(-30, 31)] + [str(rng.randint(-(10**15) + 1, 10**15 - 1)) for _ in range(60)]
+    for number in numbers:
+        letter = rng.choice(string.ascii_letters)
+        forms = [f"\\boxed{{{number}}}", f"{letter}={number}", f"{letter} = {number}", f"{letter}= {number}"]
+        for form in forms:
+            assert _parsed_integer(form) == number
+            assert parsed(form) == parsed(number), form
+    for other in ["\\boxed{01}", "x = 1.0", "xy = 3", "x == 3", "\\boxed{-0}", "x = -0", "\\boxed{ 3}", "x =  3"]:
+        assert _parsed_integer(other) is None
+
+
 def test_no_lowercase_letter_names_a_sympy_object():
     """The multiple-choice letter shortcut relies on sympy parsing each letter as its own Symbol."""
     import sympy

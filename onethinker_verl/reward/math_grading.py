@@ -16,7 +16,10 @@ can hang on adversarial input. So:
    canonical integers (no leading zeros: sympy rejects "01"); expressions mathruler refuses to evaluate;
    expressions with unbalanced round brackets, which fail to parse;
 3. math answers that are both canonical integers compare by string (math_verify parses them to
-   ``Integer``\\s, equal iff the digits are);
+   ``Integer``\\s, equal iff the digits are); so do ``\\boxed{N}`` and ``x = N`` (one ASCII letter,
+   optional spaces around ``=``) around a canonical integer N, whose ``math_verify.parse`` result is
+   exactly that of N (only its boxed pattern, resp. its number pattern after a space or ``=``, matches;
+   the tests compare the parses);
 4. everything else runs in :class:`~onethinker_verl.reward.timeouts.BoundedWorker` under
    ``slow_path_timeout_s``; running past it scores 0, as the reference's own math_verify timeout does.
 """
@@ -37,6 +40,7 @@ _INLINE_GRADE_MAX_CHARS = 256
 
 _WRAPPED_LETTER = re.compile(r"(\(*)([a-z])(\)*)")
 _CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,14}")
+_INTEGER_IN_ANSWER_FORM = re.compile(r"\\boxed\{(0|-?[1-9][0-9]{0,14})\}|[A-Za-z] ?= ?(0|-?[1-9][0-9]{0,14})")
 
 SLOW_PATH_WORKER = BoundedWorker(
     preload=(__name__,),
@@ -154,9 +158,21 @@ def _grade_answer_bounded(given: str, ground_truth: str, timeout_s: float) -> bo
     return _grade_answer_traced(given, ground_truth, timeout_s)
 
 
+def _parsed_integer(text: str) -> str | None:
+    """The canonical integer N when ``math_verify.parse(text)`` is exactly ``parse(N)``: ``text`` is N,
+    ``\\boxed{N}`` or ``x = N`` (see the module docstring); else None."""
+    if _CANONICAL_INTEGER.fullmatch(text):
+        return text
+    form = _INTEGER_IN_ANSWER_FORM.fullmatch(text)
+    return None if form is None else form[1] or form[2]
+
+
 def _math_equivalent_bounded(ground_truth: str, answer: str, timeout_s: float) -> bool:
-    if _CANONICAL_INTEGER.fullmatch(ground_truth) and _CANONICAL_INTEGER.fullmatch(answer):
-        return ground_truth == answer
+    truth_integer = _parsed_integer(ground_truth)
+    if truth_integer is not None:
+        answer_integer = _parsed_integer(answer)
+        if answer_integer is not None:
+            return truth_integer == answer_integer
     return _bounded("math_equivalent_unbounded", (ground_truth, answer), timeout_s)
 
 

@@ -2,8 +2,9 @@
 
 The reference builds a new ``rouge_score.RougeScorer`` per call, Porter-stems every token again, and fills
 an ``m x n`` LCS table; the word error rate also fills a full table. Here the ground-truth side is
-prepared once per distinct string, stems are memoised, the LCS length comes from the bit-parallel
-algorithm (Hyyro 2004; one big-integer step per prediction token that occurs in the ground truth), the
+prepared once per distinct string, the token of every distinct word is memoised, the LCS length comes
+from the bit-parallel algorithm (Hyyro 2004; one big-integer step per prediction token that occurs in
+the ground truth), the
 word edit distance from bit-parallel Levenshtein (Hyyro 2003), skipped entirely when the length
 difference alone already drives the OCR accuracy to 0. Loops over huge inputs check a deadline, so
 both metrics stay bounded in-process (pure Python: no C call here can run long).
@@ -16,9 +17,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 from nltk.stem import porter
-from rouge_score.tokenize import NON_ALPHANUM_RE, SPACES_RE, VALID_TOKEN_RE
+from rouge_score.tokenize import NON_ALPHANUM_RE, VALID_TOKEN_RE
 
 _CACHE_MAX_CHARS = 65_536
 # Loops over more items than this check their deadline every this many items (a clock read per item
@@ -26,7 +28,29 @@ _CACHE_MAX_CHARS = 65_536
 _DEADLINE_STRIDE = 2048
 
 # rouge_score's DefaultTokenizer(use_stemmer=True) uses PorterStemmer() with its default mode.
-_stem = lru_cache(maxsize=1 << 17)(porter.PorterStemmer().stem)
+_stem = porter.PorterStemmer().stem
+_TOKEN_MEMO_MAX_ENTRIES = 1 << 17
+
+
+class _TokenMemo(dict):
+    """Piece -> its ROUGE token, computed once per distinct piece (the Porter stemmer is the cost).
+
+    A piece is a run of ``[a-z0-9]`` (what survives the tokenizer's substitution); its token is the stem
+    when the piece is longer than 3 characters, else the piece, and "" when rouge_score's final
+    ``VALID_TOKEN_RE`` check would drop it. Cleared when full, so adversarial vocabularies stay bounded.
+    """
+
+    def __missing__(self, piece: str) -> str:
+        token = _stem(piece) if len(piece) > 3 else piece
+        if not VALID_TOKEN_RE.match(token):
+            token = ""
+        if len(self) >= _TOKEN_MEMO_MAX_ENTRIES:
+            self.clear()
+        self[piece] = token
+        return token
+
+
+_token_of = _TokenMemo().__getitem__
 
 
 def check_deadline(deadline: float | None) -> None:
@@ -37,16 +61,19 @@ def check_deadline(deadline: float | None) -> None:
 
 def rouge_tokens(text: str, deadline: float | None = None) -> list[str]:
     """``rouge_score``'s tokenisation with Porter stemming: lower-case, split on non-alphanumerics, stem
-    tokens longer than 3 characters, keep ``[a-z0-9]+`` tokens. Raises TimeoutError past ``deadline``."""
-    pieces = SPACES_RE.split(NON_ALPHANUM_RE.sub(" ", text.lower()))
+    tokens longer than 3 characters, keep ``[a-z0-9]+`` tokens. Raises TimeoutError past ``deadline``.
+
+    After ``NON_ALPHANUM_RE`` only ``[a-z0-9]`` and spaces remain, so ``str.split()`` yields exactly the
+    non-empty pieces of rouge_score's ``SPACES_RE.split`` (the empty ones fail its validity check).
+    """
+    pieces = NON_ALPHANUM_RE.sub(" ", text.lower()).split()
     if len(pieces) <= _DEADLINE_STRIDE:
-        tokens = [_stem(piece) if len(piece) > 3 else piece for piece in pieces]
-    else:  # stemming costs ~20 us per distinct long token: a huge answer must be able to stop
-        tokens = []
-        for start in range(0, len(pieces), _DEADLINE_STRIDE):
-            check_deadline(deadline)
-            tokens.extend(_stem(piece) if len(piece) > 3 else piece for piece in pieces[start : start + _DEADLINE_STRIDE])
-    return [token for token in tokens if VALID_TOKEN_RE.match(token)]
+        return [token for token in map(_token_of, pieces) if token]
+    tokens = []  # stemming costs ~20 us per distinct long token: a huge answer must be able to stop
+    for start in range(0, len(pieces), _DEADLINE_STRIDE):
+        check_deadline(deadline)
+        tokens.extend(token for token in map(_token_of, pieces[start : start + _DEADLINE_STRIDE]) if token)
+    return tokens
 
 
 @dataclass(frozen=True)
@@ -54,8 +81,8 @@ class _RougeReference:
     """Everything ROUGE needs from the reference (ground-truth) side, computed once per string."""
 
     length: int
-    unigrams: Counter
-    bigrams: Counter
+    unigrams: tuple  # (token, count) pairs
+    bigrams: tuple  # ((token, token), count) pairs
     position_masks: dict  # token -> bit mask of its positions in the reference (for the LCS)
 
 
@@ -64,7 +91,9 @@ def _prepare_reference(text: str, deadline: float | None = None) -> _RougeRefere
     masks: dict[str, int] = {}
     for position, token in enumerate(tokens):
         masks[token] = masks.get(token, 0) | (1 << position)
-    return _RougeReference(len(tokens), Counter(tokens), Counter(zip(tokens, tokens[1:])), masks)
+    unigrams = tuple(Counter(tokens).items())
+    bigrams = tuple(Counter(pairwise(tokens)).items())
+    return _RougeReference(len(tokens), unigrams, bigrams, masks)
 
 
 _prepare_reference_cached = lru_cache(maxsize=4096)(_prepare_reference)
@@ -74,25 +103,32 @@ def _f_measure(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
-def _ngram_f_measure(reference: Counter, prediction: Counter) -> float:
+def _ngram_f_measure(reference: tuple, reference_total: int, prediction: Counter, prediction_total: int) -> float:
+    """rouge_score's ``_score_ngrams`` F-measure; the totals are the sums of the two Counters' values
+    (n-gram counts of token lists: ``len(tokens) - n + 1``, at least 0)."""
     overlap = 0
-    for ngram, count in reference.items():
-        overlap += min(count, prediction[ngram])
-    precision = overlap / max(sum(prediction.values()), 1)
-    recall = overlap / max(sum(reference.values()), 1)
+    predicted_count = prediction.get
+    for ngram, count in reference:
+        predicted = predicted_count(ngram)
+        if predicted:
+            overlap += min(count, predicted)
+    precision = overlap / max(prediction_total, 1)
+    recall = overlap / max(reference_total, 1)
     return _f_measure(precision, recall)
 
 
 def _lcs_length(reference: _RougeReference, prediction_tokens: list[str], deadline: float | None) -> int:
-    """Length of the longest common subsequence, bit-parallel over the reference positions."""
+    """Length of the longest common subsequence, bit-parallel over the reference positions.
+
+    Prediction tokens absent from the reference leave the state unchanged, so only the position masks
+    of the others are visited."""
     all_ones = (1 << reference.length) - 1
     state = all_ones
-    masks = reference.position_masks
-    for index, token in enumerate(prediction_tokens):
-        if index % _DEADLINE_STRIDE == _DEADLINE_STRIDE - 1:
+    masks = [mask for mask in map(reference.position_masks.get, prediction_tokens) if mask]
+    for start in range(0, len(masks), _DEADLINE_STRIDE):
+        if start:
             check_deadline(deadline)
-        match = masks.get(token)
-        if match is not None:
+        for match in masks[start : start + _DEADLINE_STRIDE]:
             carry = state & match
             state = ((state + carry) | (state - carry)) & all_ones
     return reference.length - state.bit_count()
@@ -108,11 +144,17 @@ def rouge_accuracy(ground_truth: str, answer: str, deadline: float | None = None
     else:
         reference = _prepare_reference(ground_truth, deadline)
     prediction_tokens = rouge_tokens(answer, deadline)
-    rouge1 = _ngram_f_measure(reference.unigrams, Counter(prediction_tokens))
-    rouge2 = _ngram_f_measure(reference.bigrams, Counter(zip(prediction_tokens, prediction_tokens[1:])))
+    length = len(prediction_tokens)
+    rouge1 = _ngram_f_measure(reference.unigrams, reference.length, Counter(prediction_tokens), length)
+    rouge2 = _ngram_f_measure(
+        reference.bigrams,
+        max(reference.length - 1, 0),
+        Counter(pairwise(prediction_tokens)),
+        max(length - 1, 0),
+    )
     if reference.length and prediction_tokens:
         lcs = _lcs_length(reference, prediction_tokens, deadline)
-        rouge_l = _f_measure(lcs / len(prediction_tokens), lcs / reference.length)
+        rouge_l = _f_measure(lcs / length, lcs / reference.length)
     else:
         rouge_l = 0.0
     return max(0.0, min(1.0, (rouge1 + rouge2 + rouge_l) / 3.0))
