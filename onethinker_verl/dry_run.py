@@ -96,7 +96,9 @@ def canned_responses(row_index: int, ground_truth: str, n: int) -> list[str]:
     inner = ground_truth.split("<answer>", 1)[-1].split("</answer>", 1)[0].strip()
     answer = inner if "<answer>" in ground_truth and inner else ground_truth
     right = {"all right": n, "half right": n // 2, "all wrong": 0}[PLANS[row_index % len(PLANS)]]
-    return [f"{THINKING}<answer>{answer}</answer>"] * right + [f"{THINKING}<answer>{WRONG_ANSWER}</answer>"] * (n - right)
+    right_response = f"{THINKING}<answer>{answer}</answer>"
+    wrong_response = f"{THINKING}<answer>{WRONG_ANSWER}</answer>"
+    return [right_response] * right + [wrong_response] * (n - right)
 
 
 def rollout_batch(batch: dict, tokenizer, n: int):
@@ -222,7 +224,8 @@ def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> Dry
         raise RuntimeError(f"the dry run has no policy to generate {num_prompts} more prompts")
 
     trainer._add_prompts_to_generate = no_generation
-    sampled, metrics = trainer._build_replay_buffer().sample(global_steps=1, partition_id="train", batch_size=kept_groups)
+    replay_buffer = trainer._build_replay_buffer()
+    sampled, metrics = replay_buffer.sample(global_steps=1, partition_id="train", batch_size=kept_groups)
     trainer._compute_advantage(sampled, metrics)
     stored = tq.kv_batch_get(keys=sampled.keys, partition_id="train", select_fields=["advantages"])["advantages"]
     metrics.update(pop_step_metrics())

@@ -17,7 +17,9 @@ def bundled_sample_path(relative: str = "") -> str:
     sample_dir = Path(__file__).resolve().parent / "data" / "sample"
     path = sample_dir / relative if relative else sample_dir
     if not path.exists():
-        raise FileNotFoundError(f"${{{SAMPLE_RESOLVER}:{relative}}}: no such file in the bundled sample corpus ({path})")
+        raise FileNotFoundError(
+            f"${{{SAMPLE_RESOLVER}:{relative}}}: no such file in the bundled sample corpus ({path})"
+        )
     return str(path)
 
 

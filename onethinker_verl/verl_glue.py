@@ -1,5 +1,5 @@
 """Everything that depends on verl's internals, in one place: per-sample task identity for EMA-GRPO,
-EMA-GRPO state in checkpoints, and its per-task metrics in the step metrics.
+EMA-GRPO state in checkpoints, per-task metrics in the step metrics, and the online accuracy filter.
 
 What it bridges (checked against verl 0.9.1):
 
@@ -11,7 +11,8 @@ What it bridges (checked against verl 0.9.1):
 * The default v1 trainer (``trainer.use_v1=true``) fetches a fixed list of fields from TransferQueue for
   its advantage step, without ``extra_info``. ``PPOTrainer._compute_advantage`` is wrapped to also fetch
   each trajectory's ``extra_info`` (the agent loop stores the dataset row's fields with every trajectory)
-  when the configured estimator needs it.
+  when the configured estimator needs it, and the reward manager's ``reward_extra_info`` for per-task reward
+  metrics (the v1 trainer logs none during training).
 * The v1 trainer's replay buffer (``algorithm.filter_groups``) drops groups whose metric is identical
   across the group. With ``algorithm.online_filter.enable`` its group classification is replaced by
   OneThinker's band rule (:mod:`onethinker_verl.online_filter`), its refills are counted against
@@ -21,7 +22,8 @@ What it bridges (checked against verl 0.9.1):
   reward manager sees: in the v1 advantage step the batch's ``rm_scores`` are rewritten first.
 * Both trainers' ``_save_checkpoint`` / ``_load_checkpoint`` are wrapped to save and restore the EMA-GRPO
   moving moments in the ``global_step_N`` folder, and ``compute_data_metrics`` (which both trainers call
-  once per step) is wrapped to add the estimator's per-task metrics to the step's metrics.
+  once per step) is wrapped to add the estimator's per-task metrics to the step's metrics (and, in the
+  legacy trainer, whose batch carries the reward columns, the per-task reward metrics).
 
 When verl passes per-sample data to every estimator that accepts it (upstream PR verl-project/verl#7473),
 the estimator uses the ``non_tensor_batch`` argument it is given and the sample-data context becomes a
@@ -149,17 +151,19 @@ def normalize_model_scores_by_group(config: Any, keys: list[str], partition_id: 
         rewards[-1] = score
         new.append(rewards)
     nested = torch.nested.as_nested_tensor(new, layout=torch.jagged)
-    tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=TensorDict({"rm_scores": nested}, batch_size=len(keys)))
+    fields = TensorDict({"rm_scores": nested}, batch_size=len(keys))
+    tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=fields)
     return columns
 
 
-def _v1_advantage_with_sample_data(compute_advantage_step: Callable) -> Callable:
-    def compute_advantage_step_with_sample_data(self, batch, metrics):
+def _v1_advantage_step_with_onethinker(compute_advantage_step: Callable) -> Callable:
+    def compute_advantage_step_with_onethinker(self, batch, metrics):
         from onethinker_verl.reward.metrics import per_task_reward_metrics
 
         keys = list(batch.keys)
         needs_task = self.config.algorithm.adv_estimator in ESTIMATORS_NEEDING_SAMPLE_DATA
-        fetched = fetch_trajectory_fields(keys, batch.partition_id, ["extra_fields", "extra_info"] if needs_task else ["extra_fields"])
+        fields = ["extra_fields", "extra_info"] if needs_task else ["extra_fields"]
+        fetched = fetch_trajectory_fields(keys, batch.partition_id, fields)
         columns = reward_extra_info_columns(fetched["extra_fields"])
         columns = normalize_model_scores_by_group(self.config, keys, batch.partition_id, columns)
         # The v1 trainer logs no reward extra info during training; add the per-task reward parts here.
@@ -171,7 +175,7 @@ def _v1_advantage_with_sample_data(compute_advantage_step: Callable) -> Callable
         with provide_sample_data({"extra_info": extra_info}):
             return compute_advantage_step(self, batch, metrics)
 
-    return compute_advantage_step_with_sample_data
+    return compute_advantage_step_with_onethinker
 
 
 def _with_onethinker_metrics(compute_data_metrics: Callable) -> Callable:
@@ -390,7 +394,7 @@ def install() -> None:
             verl.__version__,
         )
     _replace(ray_trainer, "compute_advantage", _with_sample_data)
-    _replace(trainer_base.PPOTrainer, "_compute_advantage", _v1_advantage_with_sample_data)
+    _replace(trainer_base.PPOTrainer, "_compute_advantage", _v1_advantage_step_with_onethinker)
     for module in (ray_trainer, trainer_base):
         _replace(module, "compute_data_metrics", _with_onethinker_metrics)
     for trainer_cls in (ray_trainer.RayPPOTrainer, trainer_base.PPOTrainer):

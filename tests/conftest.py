@@ -43,3 +43,13 @@ def ray_transfer_queue():
     yield tq
     tq.close()
     ray.shutdown()
+
+
+@pytest.fixture
+def transfer_queue(ray_transfer_queue):
+    """TransferQueue with an empty ``train`` partition (tests share one session-wide instance)."""
+    tq = ray_transfer_queue
+    keys = list((tq.kv_list("train") or {}).get("train", {}))
+    if keys:
+        tq.kv_clear(keys=keys, partition_id="train")
+    return tq

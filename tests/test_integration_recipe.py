@@ -23,7 +23,7 @@ N = 4
 JSON_TASKS = {"temporal grounding", "spatial grounding", "spatial-temporal grounding", "tracking", "segmentation"}
 
 
-def test_one_simulated_step_through_verls_machinery(ray_transfer_queue, tmp_path):
+def test_one_simulated_step_through_verls_machinery(transfer_queue, tmp_path):
     ema_grpo.TASK_MOMENTS.reset()
     result = run_dry_run(rollouts_per_prompt=N, workdir=tmp_path)
     infos = result.rollouts.non_tensor_batch["extra_info"]
