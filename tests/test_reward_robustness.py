@@ -203,12 +203,13 @@ PATHOLOGICAL_MATH = (
 )
 
 
-def _score_pathological_in_thread(problem_type: str, answer: str, ground_truth: str) -> tuple[dict, float]:
+def _score_pathological_in_thread(problem_type: str, answer: str, ground_truth: str, **knobs) -> tuple[dict, float]:
     box = {}
+    knobs.setdefault("slow_path_timeout_s", SLOW_PATH_SECONDS)
 
     def run():
         box["outcome"] = timed_score(
-            f"<think>x</think><answer>{answer}</answer>", problem_type, "image", ground_truth=ground_truth, slow_path_timeout_s=SLOW_PATH_SECONDS
+            f"<think>x</think><answer>{answer}</answer>", problem_type, "image", ground_truth=ground_truth, **knobs
         )
 
     thread = threading.Thread(target=run)
@@ -233,3 +234,14 @@ def test_multiple_choice_sympy_bomb_is_cut_at_the_bound():
     result, seconds = _score_pathological_in_thread("multiple choice", "9**9**9**9+a", "a")
     assert result["accuracy"] == 0.0 and result["format"] == 1.0
     assert SLOW_PATH_SECONDS * 0.9 < seconds < SLOW_PATH_SECONDS + 1.0
+
+
+def test_default_bound_keeps_adversarial_latex_under_half_a_second():
+    """The worst case the reward must meet with its default knobs: adversarial LaTeX, scored from a thread."""
+    from onethinker_verl.reward.config import RewardConfig
+
+    for answer in PATHOLOGICAL_MATH:
+        wait_for_worker()
+        result, seconds = _score_pathological_in_thread("math", answer, "2", slow_path_timeout_s=RewardConfig().slow_path_timeout_s)
+        assert_in_spec_ranges(result)
+        assert seconds < 0.5, (answer[:40], seconds)

@@ -26,6 +26,7 @@ from verl.workers.config.reward import RewardManagerConfig
 
 from onethinker_verl.reward import compute_score as onethinker_compute_score
 from onethinker_verl.reward.config import RewardConfig
+from onethinker_verl.reward.math_grading import SLOW_PATH_WORKER
 from onethinker_verl.reward.metrics import KNOWN_TASK_NAMES, REWARD_PARTS, per_task_key, task_name
 from onethinker_verl.reward.model_scoring import (
     MODEL_FALLBACK_KEY,
@@ -64,7 +65,7 @@ class OneThinkerRewardManagerConfig(RewardManagerConfig):
     point_sigma: float = 50.0
     strict_st_miou: bool = False
     reject_nonfinite: bool = False
-    slow_path_timeout_s: float = 3.0
+    slow_path_timeout_s: float = 0.4
     model_scoring: ModelScoringConfig = field(default_factory=ModelScoringConfig)
 
     def __post_init__(self):
@@ -122,6 +123,8 @@ class OneThinkerRewardManager(RewardManagerBase):
         self.scoring_kwargs = self.settings.scoring_kwargs()
         self.reward_model_tokenizer = reward_model_tokenizer
         self.model_client = self._make_model_client(config, reward_router_address)
+        # The bounded math worker imports sympy and math_verify (about 2 s): start it before the first rollout.
+        SLOW_PATH_WORKER.start_in_background()
 
     def _make_model_client(self, config, reward_router_address: Optional[str]) -> Optional[BatchedRewardModelClient]:
         model_scoring = self.settings.model_scoring

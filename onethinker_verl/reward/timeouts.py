@@ -96,6 +96,13 @@ class BoundedWorker:
         self._process = standby if standby is not None and standby.poll() is None else self._spawn()
         return self._process
 
+    def start_in_background(self) -> None:
+        """Start the worker's imports now, in the background, so the first bounded call does not wait."""
+        with self._lock:
+            running = self._process is not None and self._process.poll() is None
+        if not running:
+            self._prepare_standby_in_background()
+
     def _prepare_standby_in_background(self) -> None:
         with self._standby_lock:
             if self._standby is not None or self._standby_starting:
