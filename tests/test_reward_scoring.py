@@ -349,3 +349,16 @@ def test_reject_nonfinite_closes_nan_and_infinity_holes():
     nan_time = well_formed(json.dumps(seg).replace("1.0}", "NaN}"))
     assert score(nan_time, json.dumps(seg), "segmentation", "video")["structure"] == 0.5
     assert score(nan_time, json.dumps(seg), "segmentation", "video", reject_nonfinite=True)["structure"] == 0.0
+
+
+def test_compute_score_accepts_what_verls_naive_manager_passes_with_a_reward_model():
+    """verl's managers add reward_router_address / reward_model_tokenizer when a reward model is on."""
+    result = compute_score(
+        data_source="x",
+        solution_str="<think>t</think><answer>B</answer>",
+        ground_truth="B",
+        extra_info={"problem_type": "multiple choice", "data_type": "image"},
+        reward_router_address="127.0.0.1:1",
+        reward_model_tokenizer=None,
+    )
+    assert result["score"] == pytest.approx(1.5)

@@ -70,6 +70,8 @@ def compute_score(
     *,
     problem_type: str | None = None,
     data_type: str | None = None,
+    reward_router_address: str | None = None,
+    reward_model_tokenizer=None,
     **knobs,
 ) -> dict[str, float]:
     """verl ``reward.custom_reward_function`` entry point for the OneThinker multi-task reward.
@@ -80,6 +82,8 @@ def compute_score(
         ground_truth: the reference answer, optionally wrapped in ``<answer>...</answer>``.
         extra_info: row extra info carrying ``problem_type`` and ``data_type`` (keyword arguments of the
             same names take precedence).
+        reward_router_address, reward_model_tokenizer: passed by verl's reward managers when a reward model
+            is configured; unused (model-based scoring lives in the ``onethinker`` reward manager).
         **knobs: :class:`RewardConfig` fields (verl's ``reward_kwargs``); unknown names raise TypeError.
 
     Returns:
