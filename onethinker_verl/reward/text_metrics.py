@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 
-from nltk.stem import porter
 from rouge_score.tokenize import NON_ALPHANUM_RE, VALID_TOKEN_RE
 
 _CACHE_MAX_CHARS = 65_536
@@ -27,8 +26,17 @@ _CACHE_MAX_CHARS = 65_536
 # would slow ordinary inputs down; this many steps take well under a millisecond).
 _DEADLINE_STRIDE = 2048
 
-# rouge_score's DefaultTokenizer(use_stemmer=True) uses PorterStemmer() with its default mode.
-_stem = porter.PorterStemmer().stem
+
+
+@lru_cache(maxsize=1)
+def _porter_stemmer():
+    """The stemmer of rouge_score's ``DefaultTokenizer(use_stemmer=True)``: nltk's ``PorterStemmer()`` in its
+    default mode. Imported on first use: nltk takes about a second to import, and most processes that load
+    this package (every verl worker imports the plugin) never score an open-ended answer."""
+    from nltk.stem import porter
+
+    return porter.PorterStemmer()
+
 _TOKEN_MEMO_MAX_ENTRIES = 1 << 17
 
 
@@ -41,7 +49,7 @@ class _TokenMemo(dict):
     """
 
     def __missing__(self, piece: str) -> str:
-        token = _stem(piece) if len(piece) > 3 else piece
+        token = _porter_stemmer().stem(piece) if len(piece) > 3 else piece
         if not VALID_TOKEN_RE.match(token):
             token = ""
         if len(self) >= _TOKEN_MEMO_MAX_ENTRIES:
