@@ -26,6 +26,7 @@ INSTALL_REQUIRES = [
     "mathruler==0.1.0",  # the multiple-choice fast path relies on its grading internals
     "rouge-score",
     "matplotlib",
+    "aiohttp",  # model-based scoring talks to verl's reward-model router
     # verl's reward loop and v1 trainer import these (verl lists them only in its `verl-core` extra)
     "cachetools",
     "fastapi",

@@ -34,10 +34,10 @@ from onethinker_verl.reward.model_scoring import (
     BatchedRewardModelClient,
     ModelScoringConfig,
     extracted_output,
-    overall_score,
     question_text,
 )
 from onethinker_verl.reward.parsing import unwrap_ground_truth
+from onethinker_verl.reward.scoring import overall_score
 
 logger = logging.getLogger(__name__)
 

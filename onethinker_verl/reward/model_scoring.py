@@ -30,6 +30,7 @@ import aiohttp
 from verl.base_config import BaseConfig
 
 from onethinker_verl.reward.parsing import extract_answer, normalise_tags
+from onethinker_verl.reward.scoring import overall_score
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +83,6 @@ def extracted_output(response: str) -> str:
     response, or the whole stripped response when there is none or it is empty (rewards spec)."""
     normalized = normalise_tags(response)
     return extract_answer(normalized) or normalized.strip()
-
-
-def overall_score(accuracy: float, format_score: float, structure: float, format_weight: float) -> float:
-    """``(1 - w) * accuracy + w * format + structure``; ``structure`` is already 0 when ``format`` is 0."""
-    return (1.0 - format_weight) * accuracy + format_weight * format_score + structure
 
 
 def _last_scalar(value: Any) -> float:

@@ -24,6 +24,11 @@ def _clamp(value: float, upper: float) -> float:
     return min(max(value, 0.0), upper)
 
 
+def overall_score(accuracy: float, format_score: float, structure: float, format_weight: float) -> float:
+    """``(1 - w) * accuracy + w * format + structure``; ``structure`` is already 0 when ``format`` is 0."""
+    return (1.0 - format_weight) * accuracy + format_weight * format_score + structure
+
+
 def score_response(
     response: str, ground_truth: str, problem_type: str, data_type: str, config: RewardConfig
 ) -> dict[str, float]:
@@ -47,8 +52,7 @@ def score_response(
             accuracy = scorer.accuracy(extracted or response.strip(), ground_truth, data_type, config)
         accuracy = _clamp(accuracy, 1.0)
         structure = _clamp(structure, FULL_STRUCTURE_BONUS) if format_score else 0.0
-        weight = config.format_weight
-        overall = (1.0 - weight) * accuracy + weight * format_score + structure
+        overall = overall_score(accuracy, format_score, structure, config.format_weight)
         return {"score": float(overall), "format": format_score, "accuracy": accuracy, "structure": structure}
     except Exception:  # one bad item must never fail the batch (reference behaviour: all parts 0)
         logger.debug("reward: item scored 0 after an exception (problem type %r)", problem_type, exc_info=True)
