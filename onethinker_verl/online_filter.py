@@ -54,8 +54,8 @@ class OnlineFilterState:
     train_batch_size: int
     dropped: dict[str, int] = field(default_factory=lambda: {DROPPED_LOW: 0, DROPPED_HIGH: 0})
     refilled_prompts: int = 0
-    # uid -> decision, for groups already classified (finished groups never change)
-    decisions: dict[str, dict[str, Optional[str]]] = field(default_factory=dict)
+    # partition -> uid -> (decision, group mean), for groups already classified (finished groups never change)
+    decisions: dict[str, dict[str, tuple[Optional[str], float]]] = field(default_factory=dict)
 
     def start_step(self) -> None:
         self.dropped = {DROPPED_LOW: 0, DROPPED_HIGH: 0}

@@ -112,7 +112,8 @@ def fetch_trajectory_fields(keys: list[str], partition_id: str, fields: list[str
     except Exception as exc:
         raise RuntimeError(
             f"onethinker-verl: could not read {fields} of the batch's trajectories from TransferQueue ({exc!r}); "
-            "ema_grpo needs problem_type/data_type in every dataset row's extra_info"
+            "the agent loop stores each dataset row's fields with its trajectories (ema_grpo needs extra_info "
+            "with problem_type/data_type)"
         ) from exc
 
 
