@@ -53,3 +53,20 @@ def transfer_queue(ray_transfer_queue):
     if keys:
         tq.kv_clear(keys=keys, partition_id="train")
     return tq
+
+
+@pytest.fixture(scope="session")
+def tiny_vl_checkpoint(tmp_path_factory):
+    """``tiny_vl_checkpoint(family) -> Path``: a tiny random Qwen3-VL (``"qwen3_vl"``) or Qwen2.5-VL
+    (``"qwen2_5_vl"``) HF checkpoint folder with tokenizer and processor (tests/tiny_models.py), built once
+    per family per test session. Treat it as read-only; copy it to change it."""
+    from tiny_models import build_tiny_vl_checkpoint
+
+    built = {}
+
+    def checkpoint(family: str = "qwen3_vl"):
+        if family not in built:
+            built[family] = build_tiny_vl_checkpoint(family, tmp_path_factory.mktemp(f"tiny_{family}"))
+        return built[family]
+
+    return checkpoint
