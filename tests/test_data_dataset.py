@@ -217,3 +217,48 @@ def test_sft_parquet_is_read_by_verls_sft_dataset(tmp_path, processor):
         assert int((item["input_ids"] == pad_id).sum()) > 0
         assert int(item["loss_mask"].sum()) > 0
         assert isinstance(item["input_ids"], torch.Tensor)
+
+
+def _with_prompt_lengths(source: str, target: Path, lengths: list[int]) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    pq.write_table(table.append_column("prompt_length", pa.array(lengths, pa.int64())), target)
+    return str(target)
+
+
+def test_count_usable_rows_matches_the_built_dataset(tmp_path, prepared_parquet, corpus_missing_a_video, caplog):
+    rows = len(SAMPLE_ROWS)
+    lengths = [100 + 10 * i for i in range(rows)]
+    with_lengths = _with_prompt_lengths(prepared_parquet, tmp_path / "lengths.parquet", lengths)
+    copy, users = corpus_missing_a_video
+    cases = [
+        ([prepared_parquet], [f"+data.media_root={sample_dir()}"], -1, rows),
+        ([prepared_parquet], [f"+data.media_root={sample_dir()}", "data.shuffle=true", "data.seed=3"], 7, 7),
+        # offline length column: rows longer than max_prompt_length are dropped without decoding anything
+        ([with_lengths], [f"+data.media_root={sample_dir()}", "data.max_prompt_length=150"], -1,
+         sum(length <= 150 for length in lengths)),
+        ([with_lengths], [f"+data.media_root={sample_dir()}", "data.max_prompt_length=150",
+                          "+data.filter_by_prompt_length_column=false"], -1, rows),
+        ([str(copy / "rl_train.jsonl")], [f"+data.media_root={copy}", "+data.skip_missing_media=true"], -1,
+         rows - len(users)),
+        ([str(copy / "rl_train.jsonl")], [f"+data.media_root={copy}", "+data.skip_missing_media=true",
+                                          "data.shuffle=true", "data.seed=1"], 9, None),
+    ]
+    for files, overrides, max_samples, expected in cases:
+        config = data_config(tmp_path, "data.filter_overlong_prompts=false", *overrides)
+        counted = OneThinkerDataset.count_usable_rows(files, config, max_samples=max_samples)
+        with caplog.at_level(logging.WARNING, logger="onethinker_verl.data.dataset"):
+            built = OneThinkerDataset(files, None, config, processor=object(), max_samples=max_samples)
+        assert counted == len(built), (overrides, max_samples)
+        if expected is not None:
+            assert counted == expected, (overrides, max_samples)
+    dropped = sum(length > 150 for length in lengths)
+    assert any(f"dropped {dropped} of {rows} rows whose prompt_length exceeds" in r.getMessage() for r in caplog.records)
+    config = data_config(tmp_path, f"+data.media_root={copy}")
+    with pytest.raises(FileNotFoundError, match="appear_blue.mp4"):
+        OneThinkerDataset.count_usable_rows([str(copy / "rl_train.jsonl")], config)
+    config = data_config(tmp_path, f"+data.media_root={sample_dir()}", "+data.filter_by_prompt_length_column=true")
+    with pytest.raises(ValueError, match="no 'prompt_length' column"):
+        OneThinkerDataset.count_usable_rows([prepared_parquet], config)

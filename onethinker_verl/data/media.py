@@ -96,3 +96,41 @@ def _put(item: dict, key: str, value) -> None:
     if value is not None:
         item[key] = value
 
+
+
+# OneThinkerDataset labels each media item with its row, so a decode failure in a rollout worker names it
+# (qwen_vl_utils and the chat templates ignore unknown item keys).
+ROW_LABEL_KEY = "onethinker_row"
+# Keys of a qwen_vl_utils content item that name the media or the row rather than how it is decoded.
+_NOT_SETTINGS = frozenset({"type", "image", "image_url", "video", ROW_LABEL_KEY})
+
+
+def item_settings(item: dict) -> tuple:
+    """The decode settings of a content item, canonical (sorted; numbers as floats, so ``2`` and ``2.0``
+    are one setting): part of the media cache key and of the pre-sampled folder name."""
+    return tuple(
+        sorted(
+            (key, float(value) if isinstance(value, int | float) and not isinstance(value, bool) else repr(value))
+            for key, value in item.items()
+            if key not in _NOT_SETTINGS
+        )
+    )
+
+
+def apply_video_reader_backend(config) -> None:
+    """Make qwen_vl_utils read videos with ``data.video_reader_backend`` (``decord``, ``torchvision`` or
+    ``torchcodec``) in this process; null leaves qwen_vl_utils' own choice (``FORCE_QWENVL_VIDEO_READER``,
+    else torchcodec when installed, else decord). The setting travels with the data config, so it reaches
+    every rollout worker without environment variables."""
+    backend = None if config is None else config.get("video_reader_backend", None)
+    if backend is None:
+        return
+    from qwen_vl_utils import vision_process
+
+    if backend not in vision_process.VIDEO_READER_BACKENDS:
+        raise ValueError(
+            f"data.video_reader_backend must be one of {sorted(vision_process.VIDEO_READER_BACKENDS)}, got {backend!r}"
+        )
+    if vision_process.FORCE_QWENVL_VIDEO_READER != backend:
+        vision_process.FORCE_QWENVL_VIDEO_READER = backend
+        vision_process.get_video_reader_backend.cache_clear()

@@ -1,0 +1,172 @@
+"""Pre-sampled video (opt-in, ``data.presampled_video_root``): decode each video once offline, read the
+frames at training time.
+
+``data_prep/presample_videos.py`` runs ``qwen_vl_utils.fetch_video`` on every video of the corpus with the
+recipe's sampling settings and stores its output: the sampled, resized frames as a uint8 array
+(``T x C x H x W``, ``.frames.npy``, exactly the values qwen_vl_utils returns as float32) and a JSON file
+with the video metadata the processor turns into timestamps (original ``fps``, ``frames_indices``,
+``total_num_frames``, the backend), the source file's size and mtime, and the settings. A rollout worker
+then loads the array instead of decoding (:func:`load_presampled`, called by :mod:`.media_cache`), so the
+model gets the same frames, timestamps and token count.
+
+Layout: ``ROOT/<settings folder>/<video path relative to data.media_root>.{frames.npy,json}``; the settings
+folder name is a digest of every decode setting of the item (fps, frame limits, pixel budgets), the image
+patch size and qwen_vl_utils' ``MODEL_SEQ_LEN``, so frames sampled for other settings are never read. An
+entry that is absent, or whose source video changed since (size or mtime differ), is not used: the video is
+decoded on the fly and the event is counted and logged (:func:`presampled_stats`). Copy the media with their
+times preserved (``rsync -a``, ``cp -p``) or presample again.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .media import item_settings
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+FRAMES_SUFFIX = ".frames.npy"
+META_SUFFIX = ".json"
+
+_counts_lock = threading.Lock()
+_counts = {"read": 0, "absent": 0, "stale": 0}
+
+
+def presampled_root(config) -> str | None:
+    root = None if config is None else config.get("presampled_video_root", None)
+    return None if root is None else os.path.expanduser(str(root))
+
+
+def presampled_stats() -> dict:
+    """This process's pre-sampled reads and fall-backs to decoding (absent / stale entries)."""
+    with _counts_lock:
+        return dict(_counts)
+
+
+def settings_folder(item: dict, image_patch_size: int) -> str:
+    """Folder name for the decode settings of ``item`` (see the module docstring)."""
+    from qwen_vl_utils import vision_process
+
+    described = json.dumps(
+        {
+            "version": FORMAT_VERSION,
+            "settings": item_settings(item),
+            "image_patch_size": int(image_patch_size),
+            "model_seq_len": vision_process.MODEL_SEQ_LEN,
+        },
+        sort_keys=True,
+    )
+    return "s-" + hashlib.sha256(described.encode()).hexdigest()[:12]
+
+
+def entry_base(root: str, video_path: str, media_root: str | None, item: dict, image_patch_size: int) -> Path:
+    """``ROOT/<settings folder>/<relative path>``; add :data:`FRAMES_SUFFIX` / :data:`META_SUFFIX`."""
+    absolute = os.path.abspath(video_path)
+    if media_root is not None:
+        relative = os.path.relpath(absolute, os.path.abspath(media_root))
+        if relative.startswith(os.pardir):
+            relative = os.path.join("_abs", absolute.lstrip(os.sep))
+    else:
+        relative = os.path.join("_abs", absolute.lstrip(os.sep))
+    return Path(root) / settings_folder(item, image_patch_size) / relative
+
+
+def _source_identity(path: str) -> dict:
+    stat = os.stat(path)
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _count(event: str, message: str | None = None, *args) -> None:
+    with _counts_lock:
+        _counts[event] += 1
+        seen = _counts[event]
+    if message is not None and (seen == 1 or seen % 1000 == 0):
+        logger.warning(message + " (%d such videos so far in this process)", *args, seen)
+
+
+def load_presampled(item: dict, image_patch_size: int, config) -> tuple[torch.Tensor, dict] | None:
+    """``(frames float32 T x C x H x W, metadata)`` as ``fetch_video(..., return_video_metadata=True)`` gives
+    them, or None when pre-sampling is off or the entry is absent / stale (then the caller decodes)."""
+    root = presampled_root(config)
+    video = item.get("video")
+    if root is None or not isinstance(video, str) or "://" in video:
+        return None
+    media_root = config.get("media_root", None)
+    media_root = None if media_root is None else os.path.expanduser(str(media_root))
+    base = entry_base(root, video, media_root, item, image_patch_size)
+    meta_path = base.with_name(base.name + META_SUFFIX)
+    try:
+        entry = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        _count("absent", "no pre-sampled frames for %s (looked for %s): decoding it", video, meta_path)
+        return None
+    if entry["source"] != _source_identity(video):
+        _count("stale", "pre-sampled frames of %s are older than the video (%s): decoding it", video, meta_path)
+        return None
+    frames = torch.from_numpy(np.load(base.with_name(base.name + FRAMES_SUFFIX)))
+    metadata = dict(entry["metadata"])
+    for key in entry["tensor_keys"]:
+        metadata[key] = torch.tensor(metadata[key])
+    _count("read")
+    return frames.to(torch.float32), metadata
+
+
+def is_current(root: str, video_path: str, media_root: str | None, item: dict, image_patch_size: int) -> bool:
+    """Whether a complete, fresh entry exists (the JSON is written last)."""
+    base = entry_base(root, video_path, media_root, item, image_patch_size)
+    try:
+        entry = json.loads(base.with_name(base.name + META_SUFFIX).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return entry.get("source") == _source_identity(video_path) and base.with_name(base.name + FRAMES_SUFFIX).is_file()
+
+
+def write_presampled(root: str, item: dict, media_root: str | None, image_patch_size: int) -> int:
+    """Decode ``item["video"]`` as the rollout worker would and store it; returns the bytes written.
+
+    Raises whatever the decoder raises for a broken file, and ValueError when the file changed while it was
+    read."""
+    from qwen_vl_utils import fetch_video
+
+    video_path = item["video"]
+    before = _source_identity(video_path)
+    (frames, metadata), _sample_fps = fetch_video(
+        item, return_video_sample_fps=True, image_patch_size=image_patch_size, return_video_metadata=True
+    )
+    if _source_identity(video_path) != before:
+        raise ValueError(f"{video_path} changed while it was read")
+    as_bytes = frames.to(torch.uint8)
+    if not torch.equal(as_bytes.to(frames.dtype), frames):
+        raise ValueError(f"{video_path}: decoded frames are not whole numbers in 0..255; cannot store them as uint8")
+    tensor_keys = sorted(key for key, value in metadata.items() if isinstance(value, torch.Tensor))
+    stored_metadata = {key: value.tolist() if key in tensor_keys else value for key, value in metadata.items()}
+
+    base = entry_base(root, video_path, media_root, item, image_patch_size)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    frames_path = base.with_name(base.name + FRAMES_SUFFIX)
+    partial = frames_path.with_name(f"{frames_path.name}.{os.getpid()}.partial")
+    with open(partial, "wb") as handle:
+        np.save(handle, as_bytes.numpy())
+    os.replace(partial, frames_path)
+    entry = {
+        "version": FORMAT_VERSION,
+        "source": before,
+        "video": video_path,
+        "settings": dict(item_settings(item)),
+        "image_patch_size": int(image_patch_size),
+        "shape": list(as_bytes.shape),
+        "metadata": stored_metadata,
+        "tensor_keys": tensor_keys,
+    }
+    meta_path = base.with_name(base.name + META_SUFFIX)
+    partial = meta_path.with_name(f"{meta_path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(entry))
+    os.replace(partial, meta_path)
+    return frames_path.stat().st_size + meta_path.stat().st_size
