@@ -65,7 +65,7 @@ setup(
     package_dir={"": "."},
     package_data={
         "onethinker_verl.hydra_root": ["recipe/*.yaml", "recipe/*.sh"],
-        "onethinker_verl": ["data/templates/*.yaml", "data/sample/**/*"],
+        "onethinker_verl": ["data/templates/*.yaml", "data/sample/**/*", "evaluate/*.yaml", "evaluate/sample/**/*"],
     },
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,
