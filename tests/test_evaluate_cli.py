@@ -8,7 +8,7 @@ from pycocotools import mask as coco_mask
 
 from onethinker_verl.evaluate.__main__ import main
 from onethinker_verl.evaluate.sam2_bridge import EXIT_SAM2_MISSING, sam2_available
-from onethinker_verl.evaluate.sam2_bridge import main as bridge_main
+
 
 
 def square(top: int, left: int, side: int = 4) -> np.ndarray:

@@ -1,37 +1,90 @@
-"""Command line: ``python -m onethinker_verl.evaluate --predictions P.jsonl --output R.json``.
+"""Command line: ``python -m onethinker_verl.evaluate {generate,score,sam2,run} ...``.
 
-Exit codes: 0 done; 1 the predictions file cannot be read; 2 ``--strict`` met a malformed line.
+- ``generate``: model outputs for benchmark files (reference input/output format, reference protocol);
+- ``score``: metrics of output files (reference format) or of the project's predictions JSONL, by the
+  reference protocol (default) or the project's strict protocol (``--protocol strict``);
+- ``sam2``: masks for the segmentation rows of output files with SAM2, then re-scoring;
+- ``run``: all of the above over a suite's benchmark files, with the Markdown report.
+
+Without a subcommand the arguments are those of ``score`` (the earlier command line).
+Exit codes: 0 done; 1 an input cannot be read; 2 ``--strict`` met a malformed line; 3 SAM2 missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 
 from onethinker_verl.evaluate.aggregate import METRIC_NAMES
-from onethinker_verl.evaluate.evaluation import EvaluationResult, MalformedInputError, evaluate_file
+from onethinker_verl.evaluate.evaluation import (
+    EvaluationResult,
+    MalformedInputError,
+    evaluate_file,
+    evaluate_predictions,
+    predictions_from_outputs,
+)
+from onethinker_verl.evaluate.generation import add_generation_arguments, generate, settings_from_arguments
+from onethinker_verl.evaluate.outputs import OutputFormatError, read_outputs
 
 logger = logging.getLogger("onethinker_verl.evaluate")
 
+SUBCOMMANDS = ("generate", "score", "sam2", "run")
+PROTOCOLS = ("reference", "strict")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m onethinker_verl.evaluate",
-        description="Benchmark metrics of OneThinker predictions (JSONL, one prediction per line).",
-    )
-    parser.add_argument("--predictions", required=True, type=Path, help="JSONL predictions file")
-    parser.add_argument("--output", required=True, type=Path, help="where to write the JSON report")
-    parser.add_argument("--markdown", type=Path, help="also write a Markdown report here")
-    parser.add_argument("--plots", type=Path, help="also write PNG plots into this folder")
-    parser.add_argument("--strict", action="store_true", help="fail on the first malformed line instead of skipping it")
+    parser = argparse.ArgumentParser(prog="python -m onethinker_verl.evaluate", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate_parser = commands.add_parser("generate", help="model outputs for benchmark files")
+    generate_parser.add_argument("--model", required=True, help="checkpoint folder (Hugging Face format)")
+    generate_parser.add_argument("--inputs", required=True, nargs="+", type=Path, help="benchmark files (.json / .jsonl)")
+    generate_parser.add_argument("--out-dir", required=True, type=Path, help="where OUT/<stem><suffix>.json go")
+    add_generation_arguments(generate_parser)
+
+    score = commands.add_parser("score", help="metrics of output / predictions files")
+    _add_score_arguments(score)
+
+    sam2 = commands.add_parser("sam2", help="SAM2 masks for the segmentation rows of output files")
+    sam2.add_argument("--outputs", required=True, nargs="+", type=Path, help="output files (rewritten in place)")
+    sam2.add_argument("--checkpoint", required=True, help="SAM2 checkpoint (.pt)")
+    sam2.add_argument("--config", default="configs/sam2.1/sam2.1_hiera_l.yaml", help="SAM2 model config name")
+    sam2.add_argument("--media-root", default=None, help="folder the rows' media paths are relative to")
+    sam2.add_argument("--device", default="cuda")
+
+    run = commands.add_parser("run", help="generation, SAM2 and scoring over a suite, with the report")
+    run.add_argument("--suite", default="onethinker", choices=("onethinker",))
+    run.add_argument("--bench-dir", required=True, type=Path, help="folder holding the eval_*.json files")
+    run.add_argument("--model", required=True, help="checkpoint folder (Hugging Face format)")
+    run.add_argument("--out-dir", required=True, type=Path, help="generation/, report.json, report.md, plots/")
+    run.add_argument("--sam2-checkpoint", default=None, help="SAM2 checkpoint; without it no mask metrics")
+    run.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_l.yaml")
+    run.add_argument("--device", default="cuda", help="SAM2 device")
+    run.add_argument("--published", default=None, help="published-numbers YAML (default: the packaged published.yaml)")
+    add_generation_arguments(run)
     return parser
 
 
+def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--predictions", "--outputs", dest="predictions", required=True, nargs="+", type=Path,
+                        help="output files (reference format) or predictions JSONL")
+    parser.add_argument("--output", required=True, type=Path, help="where to write the JSON report")
+    parser.add_argument("--markdown", type=Path, help="also write a Markdown report here")
+    parser.add_argument("--plots", type=Path, help="also write PNG plots into this folder")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="reference",
+                        help="reference: OneThinker's eval_bench.py / seg_post_sam2.py metrics (default); "
+                        "strict: the project's stricter variants (DAVIS J/F, first letter, tag normalisation)")
+    parser.add_argument("--published", default=None, help="published-numbers YAML for the reference report")
+    parser.add_argument("--scored-dir", type=Path, default=None, help="reference protocol: also write each re-scored file here")
+    parser.add_argument("--strict", action="store_true", help="strict protocol: fail on the first malformed line instead of skipping it")
+
+
 def summary_lines(result: EvaluationResult) -> list[str]:
-    """One line per benchmark with its metrics in percent, for the terminal."""
+    """One line per benchmark with its strict-protocol metrics in percent, for the terminal."""
     lines = []
     for family, metric_names in METRIC_NAMES.items():
         for name, benchmark in sorted(result.benchmarks.items()):
@@ -43,13 +96,30 @@ def summary_lines(result: EvaluationResult) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def _score(args) -> int:
+    if args.protocol == "reference":
+        from onethinker_verl.evaluate.report import headline_metric
+        from onethinker_verl.evaluate.suite import score_files, write_report
+
+        try:
+            scored = score_files(args.predictions, args.scored_dir)
+        except (OSError, OutputFormatError) as exc:
+            logger.error("%s", exc)
+            return 1
+        write_report(scored, args.output.parent, args.published, plots=args.plots is not None,
+                     markdown_path=args.markdown or args.output.with_suffix(".md"), json_path=args.output)
+        for benchmark in scored:
+            metric = headline_metric(benchmark.metrics)
+            print(f"{benchmark.name:<32} n={benchmark.meta['rows']:<6} {metric}={100 * benchmark.metrics[metric]:.1f}")
+        return 0
     try:
-        result = evaluate_file(args.predictions, strict=args.strict)
-    except OSError as exc:
-        logger.error("cannot read %s: %s", args.predictions, exc)
+        if len(args.predictions) == 1 and args.predictions[0].suffix == ".jsonl" and _is_prediction_lines(args.predictions[0]):
+            result = evaluate_file(args.predictions[0], strict=args.strict)
+        else:
+            benchmarks = [benchmark for path in args.predictions for benchmark in read_outputs(path)]
+            result = evaluate_predictions(predictions_from_outputs(benchmarks), strict=args.strict)
+    except (OSError, OutputFormatError) as exc:
+        logger.error("cannot read the predictions: %s", exc)
         return 1
     except MalformedInputError as exc:
         logger.error("%s (--strict)", exc)
@@ -64,10 +134,51 @@ def main(argv: list[str] | None = None) -> int:
         plots = write_plots(result, args.plots) if args.plots else None
         if args.markdown:
             args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            markdown = render_markdown(result, plots, base_dir=args.markdown.parent)
-            args.markdown.write_text(markdown, encoding="utf-8")
+            args.markdown.write_text(render_markdown(result, plots, base_dir=args.markdown.parent), encoding="utf-8")
             logger.info("wrote %s", args.markdown)
     print("\n".join(summary_lines(result)))
+    return 0
+
+
+def _is_prediction_lines(path: Path) -> bool:
+    """Whether a .jsonl file is the project's predictions format (lines with ``response``)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    return "response" in json.loads(line)
+                except (ValueError, TypeError):
+                    return True  # malformed first line: the strict reader reports it
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help"):
+        argv = ["score", *argv]  # the earlier command line had no subcommand
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "score":
+        return _score(args)
+    if args.command == "generate":
+        generate(args.inputs, args.out_dir, args.model, settings_from_arguments(args))
+        return 0
+    if args.command == "sam2":
+        from onethinker_verl.evaluate.sam2_bridge import EXIT_SAM2_MISSING, run_sam2, sam2_available
+
+        if not sam2_available():
+            logger.error("SAM2 is not installed (needs the `sam2` and `torch` packages); no masks written. "
+                         "Rows that already carry pred_masks are scored without it.")
+            return EXIT_SAM2_MISSING
+        run_sam2(args.outputs, args.checkpoint, args.config, args.media_root, args.device)
+        return 0
+    from onethinker_verl.evaluate.suite import run_suite
+
+    settings = settings_from_arguments(args)
+    if settings.media_root is None:
+        settings = dataclasses.replace(settings, media_root=str(args.bench_dir))
+    run_suite(args.suite, args.bench_dir, args.model, args.out_dir, settings, args.sam2_checkpoint, args.sam2_config,
+              args.device, args.published)
     return 0
 
 

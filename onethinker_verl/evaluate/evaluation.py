@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -151,3 +152,43 @@ def _name_benchmarks(groups: dict[tuple[str, str], BenchmarkResult]) -> dict[str
         result.name = name
         named[name] = result
     return named
+
+
+def predictions_from_outputs(benchmarks: Iterable) -> Iterable[Prediction | MalformedLine]:
+    """Rows of reference-format outputs (:class:`~onethinker_verl.evaluate.outputs.BenchmarkOutput`) as
+    strict-protocol predictions; ``line`` is the row's 1-based position in its benchmark."""
+    for benchmark in benchmarks:
+        for position, row in enumerate(benchmark.results, start=1):
+            problem_type, output = row.get("problem_type"), row.get("output")
+            if not isinstance(problem_type, str) or not problem_type.strip():
+                yield MalformedLine(position, f"{benchmark.name}: 'problem_type' must be a non-empty string")
+                continue
+            truth = row.get("solution", "")
+            gt_masks = pred_masks = None
+            if problem_type.strip().lower() == "segmentation":
+                gt_masks, pred_masks = _strict_masks(row)
+            yield Prediction(
+                line=position,
+                benchmark=benchmark.name,
+                problem_type=problem_type,
+                data_type=row.get("data_type") if isinstance(row.get("data_type"), str) else None,
+                response=output if isinstance(output, str) else "",
+                ground_truth=truth if isinstance(truth, str) else json.dumps(truth),
+                pred_masks=pred_masks,
+                gt_masks=gt_masks,
+            )
+
+
+def _strict_masks(row: dict) -> tuple[object, object]:
+    """(gt_masks, pred_masks) of a reference segmentation row in the strict protocol's layout: one RLE
+    each for images; frame key -> RLE for video, the predicted frame indices mapped to the keys."""
+    output = row.get("segmentation_output") or {}
+    truth = output.get("segmentation_rle") if isinstance(output, dict) else None
+    predicted = row.get("pred_masks")
+    if str(row.get("data_type", "")).strip().lower() != "video":
+        return truth, predicted
+    frames = output.get("frames") or [] if isinstance(output, dict) else []
+    truth = {str(key): (truth or {}).get(key) for key in frames} or None
+    if isinstance(predicted, dict):
+        predicted = {str(key): predicted.get(str(index)) for index, key in enumerate(frames)}
+    return truth, predicted

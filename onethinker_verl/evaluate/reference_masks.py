@@ -10,7 +10,7 @@ taken at k / fps seconds). The predicted masks are ``pred_masks``: one COCO RLE 
 Per row, as the reference does:
 - prompts are read from the answer (``predicted_answer_norm``, else ``prediction``, else the extracted
   ``output``); an image row whose answer has neither a box nor a point is left out (status
-  ``no-prompts``); a row whose prompts the reference cannot read (a non-numeric coordinate, NaN) is
+  ``no-prompts``; masks handed in for a row without any answer, from another segmenter, are scored); a row whose prompts the reference cannot read (a non-numeric coordinate, NaN) is
   left out with status ``error: ...``; a video row with ``fps`` <= 0 (``bad-fps``) or no frame list
   (``no-frames-list``) is left out; every left-out row is counted;
 - masks are compared at ``H x W``; a mask of another size is resized (nearest neighbour);
@@ -254,7 +254,8 @@ def score_segmentation_row(row: Mapping, pred_masks: Any) -> tuple[str, dict | N
         truth = ground_truth_of(row)
         prompts = read_prompts(answer_text(row), truth.width, truth.height)
         if data_type == "image":
-            if prompts.empty:
+            # Masks handed in without any model answer (another segmenter) are scored as they are.
+            if prompts.empty and (pred_masks is None or answer_text(row)):
                 return "no-prompts", None
             return STATUS_OK, _image_reward(truth, pred_masks)
         if truth.fps <= 0:

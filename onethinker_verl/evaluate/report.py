@@ -1,4 +1,5 @@
-"""Human-readable outputs of an evaluation: a Markdown report and matplotlib PNG plots.
+"""Human-readable outputs of an evaluation: Markdown reports and matplotlib PNG plots, for the reference
+protocol (default; :func:`render_reference_markdown`) and the project's strict protocol (:func:`render_markdown`).
 
 Tables and plots show metrics as percentages (the JSON report keeps fractions in [0, 1]).
 """
@@ -137,3 +138,135 @@ def _plot_curves(family: str, curves: dict[str, dict], path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+# ------------------------------------------------------------------ reference protocol (the default)
+
+DEFAULT_PUBLISHED_PATH = Path(__file__).with_name("published.yaml")
+# Component metrics whose recall against the threshold is plotted, per problem type.
+_CURVE_COMPONENTS = (("temporal grounding", "tiou"), ("spatial grounding", "iou"), ("spatial-temporal grounding", "tiou"),
+                     ("spatial-temporal grounding", "miou_inter"), ("tracking", "miou_gt"))
+
+
+def load_published(path: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Published numbers: benchmark name -> {metric, value (percent), source, runner}; see published.yaml."""
+    import yaml
+
+    source = Path(path) if path else DEFAULT_PUBLISHED_PATH
+    document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    benchmarks = document.get("benchmarks") or {}
+    if not isinstance(benchmarks, dict):
+        raise ValueError(f"{source}: 'benchmarks' must be a mapping of benchmark name to an entry")
+    for name, entry in benchmarks.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("metric"), str) or not isinstance(entry.get("value"), int | float):
+            raise ValueError(f"{source}: benchmarks.{name} needs a string 'metric' and a numeric 'value' (percent)")
+    return benchmarks
+
+
+def headline_metric(metrics: dict[str, float]) -> str:
+    """The metric a benchmark is summarised by: J&F, gIoU, Acc@0.5, tracking mIoU, tIoU, else overall accuracy."""
+    for name in ("video/J&F", "image/gIoU", "spatial grounding/iou/R@0.5", "tracking/miou_gt/mean",
+                 "spatial-temporal grounding/tiou/mean", "temporal grounding/tiou/mean"):
+        if name in metrics:
+            return name
+    return "overall/acc"
+
+
+def render_reference_markdown(scored: list, published: dict[str, dict], plots: list[Path] | None = None,
+                              base_dir: Path | None = None) -> str:
+    """The report of reference-protocol results (:class:`~onethinker_verl.evaluate.outputs.ScoredBenchmark`
+    list): a summary with published numbers beside ours, then every metric of every benchmark."""
+    lines = [
+        "# Benchmark evaluation (reference protocol)",
+        "",
+        "Scores follow OneThinker's `eval_bench.py` / `seg_post_sam2.py` (metric names are the reference's; "
+        "values in percent). `published` is from the table file; Δ = ours − published.",
+        "",
+        "| benchmark | rows | metric | ours | published | Δ |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for benchmark in scored:
+        entry = published.get(benchmark.name)
+        metric = entry["metric"] if entry and entry["metric"] in benchmark.metrics else headline_metric(benchmark.metrics)
+        ours = 100 * benchmark.metrics[metric]
+        reference = f"{entry['value']:.1f}" if entry and entry["metric"] == metric else "–"
+        delta = f"{ours - entry['value']:+.1f}" if entry and entry["metric"] == metric else "–"
+        lines.append(f"| {_escape(benchmark.name)} | {benchmark.meta['rows']} | `{metric}` | {ours:.1f} | {reference} | {delta} |")
+    elsewhere = {name: entry for name, entry in published.items() if name not in {b.name for b in scored}}
+    if elsewhere:
+        lines += ["", "Published numbers without a result here (VLMEvalKit benchmarks are run through VLMEvalKit, see README):", ""]
+        lines += [f"- {name}: {entry['metric']} {entry['value']:.1f} ({entry.get('runner', 'eval_bench')})"
+                  for name, entry in sorted(elsewhere.items())]
+    lines.append("")
+    for benchmark in scored:
+        meta = benchmark.meta
+        lines += [f"## {_escape(benchmark.name)}", ""]
+        notes = [f"rows: {meta['rows']}"]
+        if meta.get("generation_failed_rows"):
+            notes.append(f"{meta['generation_failed_rows']} failed generation (media unreadable; scored 0)")
+        if meta.get("crashed_rows"):
+            notes.append(f"{meta['crashed_rows']} on which the reference would raise (scored 0)")
+        segmentation = meta.get("segmentation")
+        if segmentation:
+            left_out = ", ".join(f"{count} {reason}" for reason, count in sorted(segmentation["left_out"].items()))
+            notes.append(f"segmentation: {segmentation['scored']} of {segmentation['rows']} rows mask-scored"
+                         + (f" (left out as in the reference: {left_out})" if left_out else ""))
+        lines += ["; ".join(notes) + ".", "", "| metric | value |", "|---|---:|"]
+        lines += [f"| `{_escape(name)}` | {100 * value:.1f} |" for name, value in benchmark.metrics.items()]
+        lines.append("")
+    for png in plots or []:
+        link = os.path.relpath(png, base_dir) if base_dir is not None else str(png)
+        lines += [f"![{png.stem}]({Path(link).as_posix()})", ""]
+    return "\n".join(lines)
+
+
+def write_reference_plots(scored: list, published: dict[str, dict], directory: str | os.PathLike) -> list[Path]:
+    """PNG plots: headline metric per benchmark (ours beside published), and recall vs threshold curves
+    of the grounding / tracking components. Returns the files written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    if scored:
+        figure, axes = plt.subplots(figsize=(max(6.0, 0.9 * len(scored) + 2), 4))
+        names = [benchmark.name for benchmark in scored]
+        ours, theirs = [], []
+        for benchmark in scored:
+            entry = published.get(benchmark.name)
+            metric = entry["metric"] if entry and entry["metric"] in benchmark.metrics else headline_metric(benchmark.metrics)
+            ours.append(100 * benchmark.metrics[metric])
+            theirs.append(entry["value"] if entry and entry["metric"] == metric else float("nan"))
+        positions = range(len(names))
+        axes.bar([p - 0.2 for p in positions], ours, width=0.4, label="ours")
+        axes.bar([p + 0.2 for p in positions], theirs, width=0.4, label="published")
+        axes.set_xticks(list(positions), names, rotation=30, ha="right")
+        axes.set_ylim(0, 100)
+        axes.set_ylabel("headline metric (%)")
+        axes.legend(fontsize="small")
+        figure.tight_layout()
+        path = directory / "headline.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        written.append(path)
+    curves = []
+    for problem_type, component in _CURVE_COMPONENTS:
+        for benchmark in scored:
+            values = [row["components"][component] for row in benchmark.results
+                      if str(row.get("problem_type", "")).strip().lower() == problem_type and component in row.get("components", {})]
+            if values:
+                curves.append((f"{benchmark.name}: {problem_type} {component}", values))
+    if curves:
+        figure, axes = plt.subplots(figsize=(7, 4))
+        for label, values in curves:
+            recall = [100 * sum(value >= threshold for value in values) / len(values) for threshold in CURVE_THRESHOLDS]
+            axes.plot(CURVE_THRESHOLDS, recall, marker=".", label=label)
+        axes.set_xlabel("threshold")
+        axes.set_ylabel("recall (%)")
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 100)
+        axes.legend(fontsize="x-small")
+        figure.tight_layout()
+        path = directory / "recall_curves.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        written.append(path)
+    return written

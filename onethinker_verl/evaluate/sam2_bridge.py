@@ -1,40 +1,53 @@
-"""Optional: turn predicted segmentation prompts into masks with SAM2 and store them as ``pred_masks``.
+"""Predicted segmentation prompts -> masks with SAM2, as the reference's ``seg_post_sam2.py`` makes them.
 
-    python -m onethinker_verl.evaluate.sam2_bridge --predictions P.jsonl --output P_masks.jsonl \\
+    python -m onethinker_verl.evaluate sam2 --outputs OUT/eval_seg_mevis_eval.json \\
         --checkpoint sam2.1_hiera_large.pt --config configs/sam2.1/sam2.1_hiera_l.yaml --media-root DIR
 
-For each ``segmentation`` line the answer's JSON ``boxes`` ([x1, y1, x2, y2]), ``positive_points``
-and ``negative_points`` (and, for video, ``time`` in seconds) prompt SAM2. The media is the line's
-``path`` (or first ``images`` / ``videos`` entry) under ``--media-root``: an image file, or for video
-a folder of JPEG frames sampled at ``--fps`` frames per second. Image masks are written as one COCO
-RLE; video masks are propagated from the prompted frame (index ``round(time × fps)``) forwards and
-backwards and written as a mapping frame → RLE, keyed like the line's ``gt_masks`` when it has one
-key per frame (in its order), else by frame index ``"0"``, ``"1"``, .... Coordinates are 0–1000
-normalised (Qwen3-VL) by default; ``--coords pixels`` for absolute pixels (Qwen2.5-VL).
+For every segmentation row of a benchmark output file (reference format, see :mod:`.outputs`) this reads
+the row's own ``resolution`` (W, H), ``fps`` and ``segmentation_output.frames`` and prompts SAM2's video
+predictor the way the reference does:
 
-Other lines, unreadable lines and answers without usable prompts are copied unchanged, so the
-evaluator later counts them as unparsed. The mask metrics never need this module; without the
-``sam2`` package it exits with code 3 and a message saying so.
+- prompts come from the answer in 0-1000 units, scaled to W x H, rounded and clipped
+  (:func:`~onethinker_verl.evaluate.reference_masks.read_prompts`): the box alone first, then (when
+  there are points) the points with their labels and the box;
+- an image is a one-frame video, resized to W x H when its size differs;
+- a video is the folder of JPEG frames next to it (``video.mp4`` -> ``video/000000.jpg``, ...), frame k
+  taken at k / fps seconds and scaled to W x H; missing frames are extracted with ffmpeg. The prompt goes
+  on frame ``clip(round(time × fps), 0, len(frames) - 1)``; masks are propagated forwards and backwards
+  from there.
+The masks are written into the row as ``pred_masks`` (image: one COCO RLE; video: frame index -> RLE) and
+the file is re-scored (:func:`~onethinker_verl.evaluate.outputs.score_benchmark`). Unlike the reference,
+a frame folder whose frame count or frame size does not match the row's ``frames`` / ``resolution`` is a
+loud error naming the row (the reference would silently score the mismatched frames as empty). Rows the
+reference leaves out (no prompts on an image, bad fps, no frame list, unreadable prompts) get no masks and
+are left out the same way when scored. Without the ``sam2`` package the command exits with code 3.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 import logging
-import sys
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from onethinker_verl.evaluate.metrics import extract_answer, numeric_list, parse_json_dict
+from onethinker_verl.data.media import resolve_media_path
+from onethinker_verl.evaluate.outputs import read_outputs, score_benchmark, write_json_atomic
+from onethinker_verl.evaluate.reference_masks import Prompts, ReferenceRowError, answer_text, ground_truth_of, read_prompts
 
-logger = logging.getLogger("onethinker_verl.evaluate.sam2_bridge")
+logger = logging.getLogger(__name__)
 
 EXIT_SAM2_MISSING = 3
-NORMALIZED_SCALE = 1000.0
+FRAME_SUFFIX = ".jpg"
+
+
+class FrameMismatchError(RuntimeError):
+    """A video's frame folder does not match the row's frame list or resolution."""
 
 
 def sam2_available() -> bool:
@@ -43,161 +56,136 @@ def sam2_available() -> bool:
 
 
 def encode_mask(mask: np.ndarray) -> dict:
-    """(H, W) boolean mask → COCO RLE with a str ``counts`` (JSON-serialisable)."""
+    """(H, W) boolean mask -> COCO RLE with a str ``counts`` (JSON-serialisable)."""
     rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def read_prompts(response: str, video: bool) -> dict | None:
-    """Box (4,), points (6, 2), labels (6,) (1 positive, 0 negative) and, for video, time in seconds.
-
-    None when the answer lacks any of them; coordinates are returned as written in the answer.
-    """
-    answer = parse_json_dict(extract_answer(response))
-    if answer is None:
-        return None
-    box = numeric_list(answer.get("boxes"), 4)
-    positives = answer.get("positive_points")
-    negatives = answer.get("negative_points")
-    if box is None or not isinstance(positives, list) or not isinstance(negatives, list):
-        return None
-    points = [numeric_list(point, 2) for point in positives + negatives]
-    if len(positives) != 3 or len(negatives) != 3 or any(point is None for point in points):
-        return None
-    prompts = {
-        "box": np.array(box, dtype=np.float32),
-        "points": np.array(points, dtype=np.float32),
-        "labels": np.array([1] * 3 + [0] * 3, dtype=np.int32),
-    }
-    if video:
-        time = answer.get("time")
-        if isinstance(time, bool) or not isinstance(time, (int, float)):
-            return None
-        prompts["time"] = float(time)
-    return prompts
+def frame_folder(video_path: str) -> Path:
+    """Where the reference keeps a video's frames: the video's path without its extension."""
+    return Path(video_path).with_suffix("")
 
 
-def _to_pixels(prompts: dict, width: int, height: int, coords: str) -> dict:
-    if coords == "pixels":
-        return prompts
-    scale = np.array([width, height], dtype=np.float32) / NORMALIZED_SCALE
-    return {**prompts, "box": prompts["box"] * np.tile(scale, 2), "points": prompts["points"] * scale}
+def ensure_frames(video_path: str, fps: float, count: int, width: int, height: int) -> Path:
+    """The frame folder of ``video_path`` with ``count`` JPEGs ``000000.jpg`` ..., frame k at k / fps
+    seconds, each ``width`` x ``height``; missing frames are extracted with ffmpeg. Raises
+    :class:`FrameMismatchError` when the folder holds another number of frames or another size."""
+    from PIL import Image
+
+    folder = frame_folder(video_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        target = folder / f"{index:06d}{FRAME_SUFFIX}"
+        if not target.is_file():
+            if shutil.which("ffmpeg") is None:
+                raise FrameMismatchError(f"{target} is missing and ffmpeg is not installed to extract it")
+            command = ["ffmpeg", "-loglevel", "error", "-y", "-ss", str(index / fps), "-i", video_path,
+                       "-frames:v", "1", "-q:v", "2", "-vf", f"scale={width}:{height}", str(target)]
+            finished = subprocess.run(command, capture_output=True, text=True)
+            if finished.returncode != 0 or not target.is_file():
+                raise FrameMismatchError(f"ffmpeg could not extract frame {index} of {video_path}: {finished.stderr.strip()}")
+    present = sorted(path.name for path in folder.glob(f"*{FRAME_SUFFIX}"))
+    if len(present) != count:
+        raise FrameMismatchError(f"{folder} holds {len(present)} frames, the row lists {count} (fps {fps})")
+    with Image.open(folder / present[0]) as first:
+        if first.size != (width, height):
+            raise FrameMismatchError(f"{folder}: frames are {first.size[0]}x{first.size[1]}, the row's resolution {width}x{height}")
+    return folder
 
 
-def _media_path(row: dict, media_root: Path) -> Path | None:
-    for key in ("path", "images", "videos"):
-        value = row.get(key)
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if isinstance(value, str):
-            return media_root / value
-    return None
-
-
-class Sam2Segmenter:
-    """SAM2 image and video predictors built once from one checkpoint."""
+class Sam2VideoSegmenter:
+    """SAM2's video predictor, built once; segments one prompted object per call."""
 
     def __init__(self, config: str, checkpoint: str, device: str):
-        from sam2.build_sam import build_sam2, build_sam2_video_predictor
-        from sam2.sam2_image_predictor import SAM2ImagePredictor
+        from sam2.build_sam import build_sam2_video_predictor
 
-        self.image_predictor = SAM2ImagePredictor(build_sam2(config, checkpoint, device=device))
-        self.video_predictor = build_sam2_video_predictor(config, checkpoint, device=device)
+        self.predictor = build_sam2_video_predictor(config, checkpoint, device=device)
 
-    def segment_image(self, image_path: Path, prompts: dict, coords: str) -> np.ndarray:
-        """(H, W) boolean mask of the prompted object."""
+    def _prompt(self, state, frame_index: int, prompts: Prompts):
+        logits = None
+        if prompts.box is not None:
+            _, _, logits = self.predictor.add_new_points_or_box(state, frame_idx=frame_index, obj_id=1, box=prompts.box)
+        if prompts.points is not None:
+            _, _, logits = self.predictor.add_new_points_or_box(
+                state, frame_idx=frame_index, obj_id=1, points=prompts.points, labels=prompts.labels, box=prompts.box
+            )
+        return logits
+
+    def segment_image(self, image_path: str, prompts: Prompts, width: int, height: int) -> np.ndarray | None:
+        """(H, W) mask of the prompted object in one image, or None without prompts."""
         from PIL import Image
 
-        image = np.array(Image.open(image_path).convert("RGB"))
-        pixels = _to_pixels(prompts, image.shape[1], image.shape[0], coords)
-        self.image_predictor.set_image(image)
-        masks, _, _ = self.image_predictor.predict(
-            point_coords=pixels["points"], point_labels=pixels["labels"], box=pixels["box"], multimask_output=False
-        )
-        return masks[0] > 0
+        with tempfile.TemporaryDirectory(prefix="sam2_image_") as folder:
+            with Image.open(image_path) as opened:
+                image = opened.convert("RGB")
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.BILINEAR)
+            image.save(Path(folder) / f"{0:06d}{FRAME_SUFFIX}")
+            state = self.predictor.init_state(video_path=folder)
+            try:
+                logits = self._prompt(state, 0, prompts)
+                return None if logits is None else (logits[0] > 0).cpu().numpy().squeeze()
+            finally:
+                self.predictor.reset_state(state)
 
-    def segment_video(self, frames_dir: Path, prompts: dict, coords: str, fps: float) -> list[np.ndarray]:
-        """One (H, W) boolean mask per frame of the folder, propagated from the prompted frame."""
-        import torch
-
-        with torch.inference_mode():
-            state = self.video_predictor.init_state(video_path=str(frames_dir))
-            frame_count = state["num_frames"]
-            pixels = _to_pixels(prompts, state["video_width"], state["video_height"], coords)
-            prompt_frame = int(min(max(round(prompts["time"] * fps), 0), frame_count - 1))
-            self.video_predictor.add_new_points_or_box(
-                inference_state=state,
-                frame_idx=prompt_frame,
-                obj_id=1,
-                points=pixels["points"],
-                labels=pixels["labels"],
-                box=pixels["box"],
-            )
-            masks = [np.zeros((state["video_height"], state["video_width"]), dtype=bool)] * frame_count
+    def segment_video(self, folder: Path, prompts: Prompts, frame_index: int) -> dict[int, np.ndarray]:
+        """Frame index -> (H, W) mask, propagated forwards then backwards from ``frame_index``."""
+        state = self.predictor.init_state(video_path=str(folder))
+        masks: dict[int, np.ndarray] = {}
+        try:
+            if self._prompt(state, frame_index, prompts) is None:
+                return masks  # no prompt: the reference's propagation fails and no frame gets a mask
             for reverse in (False, True):
-                for frame_index, _, logits in self.video_predictor.propagate_in_video(state, reverse=reverse):
-                    masks[frame_index] = (logits[0, 0] > 0).cpu().numpy()
-            self.video_predictor.reset_state(state)
+                for index, _, logits in self.predictor.propagate_in_video(state, start_frame_idx=frame_index, reverse=reverse):
+                    masks[int(index)] = (logits[0] > 0).cpu().numpy().squeeze()
+        finally:
+            self.predictor.reset_state(state)
         return masks
 
 
-def add_masks(row: dict, segmenter: Sam2Segmenter, media_root: Path, coords: str, fps: float) -> dict:
-    """The row with ``pred_masks`` filled in, or unchanged when it has no usable prompts or media."""
-    video = str(row.get("data_type", "")).strip().lower() == "video"
-    prompts = read_prompts(row.get("response") or "", video)
-    media = _media_path(row, media_root)
-    if prompts is None or media is None:
-        return row
-    if not video:
-        return {**row, "pred_masks": encode_mask(segmenter.segment_image(media, prompts, coords))}
-    frames = segmenter.segment_video(media, prompts, coords, fps)
-    gt_keys = list(row["gt_masks"]) if isinstance(row.get("gt_masks"), dict) and "counts" not in row["gt_masks"] else []
-    keys = gt_keys if len(gt_keys) == len(frames) else [str(index) for index in range(len(frames))]
-    return {**row, "pred_masks": {key: encode_mask(mask) for key, mask in zip(keys, frames)}}
+def masks_for_row(row: dict, segmenter: Sam2VideoSegmenter, media_root: str | None) -> dict | None:
+    """``pred_masks`` for one segmentation row, or None when the reference would leave the row out."""
+    data_type = row.get("data_type")
+    try:
+        truth = ground_truth_of(row)
+        prompts = read_prompts(answer_text(row), truth.width, truth.height)
+    except ReferenceRowError:
+        return None  # left out with its reason when scored
+    media = resolve_media_path(str(row.get("path") or ""), media_root)
+    if data_type == "image":
+        if prompts.empty:
+            return None
+        mask = segmenter.segment_image(media, prompts, truth.width, truth.height)
+        return None if mask is None else encode_mask(mask)
+    if truth.fps <= 0 or not truth.frames:
+        return None
+    folder = ensure_frames(media, truth.fps, len(truth.frames), truth.width, truth.height)
+    frame_index = max(0, min(int(round(prompts.time_s * truth.fps)), len(truth.frames) - 1))
+    masks = segmenter.segment_video(folder, prompts, frame_index)
+    return {str(index): encode_mask(mask) for index, mask in sorted(masks.items())}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m onethinker_verl.evaluate.sam2_bridge", description=__doc__.split("\n")[0])
-    parser.add_argument("--predictions", required=True, type=Path, help="JSONL predictions file to read")
-    parser.add_argument("--output", required=True, type=Path, help="JSONL file to write, with pred_masks added")
-    parser.add_argument("--checkpoint", required=True, help="SAM2 checkpoint (.pt)")
-    parser.add_argument("--config", default="configs/sam2.1/sam2.1_hiera_l.yaml", help="SAM2 model config name")
-    parser.add_argument("--media-root", type=Path, default=Path("."), help="folder the media paths are relative to")
-    parser.add_argument("--coords", choices=("normalized1000", "pixels"), default="normalized1000")
-    parser.add_argument("--fps", type=float, default=2.0, help="frames per second of the video frame folders")
-    parser.add_argument("--device", default="cuda")
-    return parser
+def run_sam2(outputs: list[str | os.PathLike], checkpoint: str, config: str, media_root: str | None, device: str) -> list[Path]:
+    """Add ``pred_masks`` to the segmentation rows of each output file and re-score it in place."""
+    import torch
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not sam2_available():
-        logger.error(
-            "SAM2 is not installed (needs the `sam2` and `torch` packages); no masks written. "
-            "Mask metrics do not need it when pred_masks are already in the predictions file."
-        )
-        return EXIT_SAM2_MISSING
-    segmenter = Sam2Segmenter(args.config, args.checkpoint, args.device)
-    segmented = 0
-    with open(args.predictions, encoding="utf-8") as source, open(args.output, "w", encoding="utf-8") as sink:
-        for line_number, text in enumerate(source, start=1):
-            try:
-                row = json.loads(text)
-            except ValueError:
-                row = None
-            if isinstance(row, dict) and str(row.get("problem_type", "")).strip().lower() == "segmentation":
+    segmenter = Sam2VideoSegmenter(config, checkpoint, device)
+    written = []
+    for path in outputs:
+        (benchmark,) = read_outputs(path)
+        for index, row in enumerate(benchmark.results):
+            if str(row.get("problem_type", "")).strip().lower() != "segmentation" or "pred_masks" in row:
+                continue
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+            with torch.inference_mode(), autocast:
                 try:
-                    updated = add_masks(row, segmenter, args.media_root, args.coords, args.fps)
-                except Exception:  # one unreadable media file must not stop the whole conversion
-                    logger.exception("line %d: SAM2 failed; left without pred_masks", line_number)
-                    updated = row
-                segmented += updated is not row  # add_masks returns the row itself when it adds nothing
-                text = json.dumps(updated) + "\n"
-            sink.write(text if text.endswith("\n") else text + "\n")
-    logger.info("wrote %s (%d segmentation lines given masks)", args.output, segmented)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+                    masks = masks_for_row(row, segmenter, media_root)
+                except FrameMismatchError as exc:
+                    raise FrameMismatchError(f"{path}, row {index + 1} (problem_id {row.get('problem_id')!r}): {exc}") from None
+            # None: no mask, so the row is scored (or left out) as the reference treats it.
+            row["pred_masks"] = masks
+        scored = score_benchmark(benchmark)
+        write_json_atomic(path, scored.to_json())
+        written.append(Path(path))
+        logger.info("%s: masks added; %s", path, {k: round(v, 4) for k, v in scored.metrics.items() if "/" in k and k.split("/")[0] in ("video", "image")})
+    return written
