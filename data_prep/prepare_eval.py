@@ -3,12 +3,20 @@
     python data_prep/prepare_eval.py --input eval/mmmu.json eval/charades_sta.json \
         --media-root /data/onethinker_eval --output data/eval_rows.jsonl
 
-Each input file is one benchmark, named after the file (``mmmu.json`` -> ``mmmu``) unless a row carries
-``benchmark`` or ``--benchmark`` is given. Rows use the single ``path`` (plus ``additional_path`` for
-``video-image`` rows: a video and one extra image). Each output line has ``benchmark``, ``id``,
-``problem_type``, ``data_type``, ``prompt`` (the user text with ``<image>``/``<video>`` placeholders, built by
-the same prompt builder as training), ``images`` / ``videos`` (absolute paths), ``ground_truth``,
-``question`` and ``options``. Rejected rows go to OUTPUT.rejected.jsonl (with the file they came from).
+Each input file is one benchmark, named after the file without the reference's ``eval_`` prefix
+(``eval_charades.json`` -> ``charades``) unless a row carries ``benchmark`` or ``--benchmark`` is given. Rows
+use the single ``path`` (plus ``additional_path`` for ``video-image`` rows: a video and one extra image). Each
+output line has ``benchmark``, ``id``, ``problem_type``, ``data_type``, ``prompt`` (the user text with
+``<image>``/``<video>`` placeholders, built by the same prompt builder as training), ``images`` / ``videos``
+(absolute paths), ``ground_truth``, ``question`` and ``options``.
+
+Segmentation rows also carry the ground truth mask scoring needs, checked here: ``resolution``
+(``{"width", "height"}`` in pixels), ``segmentation_output`` as in the benchmark file (image:
+``segmentation_rle``, one COCO RLE; video: ``frames``, the frame keys in order, frame k at k / fps seconds,
+and ``segmentation_rle``, frame key -> RLE), ``fps`` (video, > 0), and the same masks as ``gt_masks`` (one RLE,
+or frame key -> RLE in frame order). A row whose masks name frames outside its frame list, or lack any of
+these, is rejected as malformed ground truth. Rejected rows go to OUTPUT.rejected.jsonl (with the file they
+came from).
 """
 
 import argparse
@@ -20,11 +28,50 @@ from pathlib import Path
 from tqdm import tqdm
 
 from onethinker_verl.data.cli import add_field_name_options, add_media_check_option, field_names_from_args, run_converter
-from onethinker_verl.data.corpus import MALFORMED_JSON, RowRejected, parse_row, row_id_of
+from onethinker_verl.data.corpus import MALFORMED_GROUND_TRUTH, MALFORMED_JSON, RowRejected, parse_row, row_id_of
 from onethinker_verl.data.media import check_media_file, resolve_media_path
 from onethinker_verl.data.prompts import build_prompt_text, load_templates
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
+from onethinker_verl.evaluate import masks as mask_ops
+from onethinker_verl.evaluate.outputs import benchmark_name_of
+
+
+def segmentation_ground_truth(raw: dict, data_type: str) -> dict:
+    """The mask ground truth of a segmentation row (see the module docstring); raises RowRejected."""
+
+    def reject(detail: str):
+        raise RowRejected(MALFORMED_GROUND_TRUTH, f"segmentation: {detail}")
+
+    resolution = raw.get("resolution")
+    if not isinstance(resolution, dict) or not all(
+        isinstance(resolution.get(key), int) and not isinstance(resolution.get(key), bool) and resolution[key] > 0
+        for key in ("width", "height")
+    ):
+        reject(f"'resolution' must be {{'width': W, 'height': H}} in positive pixels, got {resolution!r}")
+    output = raw.get("segmentation_output")
+    if not isinstance(output, dict):
+        reject("'segmentation_output' must be an object")
+    masks = output.get("segmentation_rle")
+    carried = {"resolution": resolution, "segmentation_output": output}
+    if data_type == "image":
+        if not mask_ops.is_rle(masks):
+            reject("image 'segmentation_output.segmentation_rle' must be one COCO RLE")
+        carried["gt_masks"] = masks
+        return carried
+    frames, fps = output.get("frames"), raw.get("fps")
+    if not isinstance(frames, list) or not frames:
+        reject("video 'segmentation_output.frames' must be a non-empty list of frame keys")
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not fps > 0:
+        reject(f"video 'fps' must be a positive number, got {fps!r}")
+    if not isinstance(masks, dict) or not all(mask_ops.is_rle(rle) for rle in masks.values()):
+        reject("video 'segmentation_output.segmentation_rle' must map frame keys to COCO RLEs")
+    unknown = [key for key in masks if key not in frames]
+    if unknown:
+        reject(f"masks for frames not in 'frames' (the reference would ignore them): {unknown[:5]}")
+    carried["fps"] = fps
+    carried["gt_masks"] = {key: masks.get(key) for key in frames}
+    return carried
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,7 +99,7 @@ def convert(args: argparse.Namespace) -> ConversionReport:
     try:
         with open(output, "w", encoding="utf-8") as sink:
             for input_path in args.input:
-                default_benchmark = args.benchmark or Path(input_path).stem
+                default_benchmark = args.benchmark or benchmark_name_of(input_path)
                 for record in tqdm(iter_records(input_path), desc=f"converting {Path(input_path).name}", unit=" rows"):
                     if record.error is not None:
                         report.add_rejected(record.position, MALFORMED_JSON, record.error, source=input_path)
@@ -64,6 +111,11 @@ def convert(args: argparse.Namespace) -> ConversionReport:
                         for modality, paths in (("image", images), ("video", videos)):
                             for path in paths:
                                 check_media_file(path, modality, args.check_media)
+                        masks = (
+                            segmentation_ground_truth(record.value, row.data_type)
+                            if row.problem_type == "segmentation"
+                            else {}
+                        )
                     except RowRejected as rejection:
                         row_id = row_id_of(record.value, names)
                         report.add_rejected(record.position, rejection.reason, rejection.detail, row_id, input_path)
@@ -83,6 +135,7 @@ def convert(args: argparse.Namespace) -> ConversionReport:
                         "ground_truth": row.ground_truth,
                         "question": row.question,
                         "options": row.options,
+                        **masks,
                     }
                     sink.write(json.dumps(eval_row, ensure_ascii=False) + "\n")
                     report.add_written(benchmark, row.problem_type, row.data_type)
