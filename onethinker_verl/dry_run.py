@@ -3,7 +3,8 @@ through verl's real code, on the bundled sample corpus.
 
     python -m onethinker_verl.dry_run [HYDRA_OVERRIDE ...]
 
-What runs for real: ``+recipe=onethinker`` composed on verl's ``ppo_trainer`` config (plus overrides);
+What runs for real: ``+recipe=onethinker`` composed on verl's ``ppo_trainer`` config, with the bundled sample
+as ``data.train_files`` (plus overrides), and the recipe's start-up check;
 verl's ``create_rl_dataset`` building ``OneThinkerDataset`` with a real Qwen2-VL processor class;
 ``collate_fn``; verl's ``RewardLoopManager`` with ``RewardLoopWorker`` Ray actors scoring with the
 ``onethinker`` manager; TransferQueue; verl's v1 ``ReplayBuffer.sample`` with the online accuracy filter;
@@ -188,6 +189,8 @@ def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> Dry
 
     from onethinker_verl.advantage.ema_grpo import pop_step_metrics
     from onethinker_verl.data.sample import sample_file
+    from onethinker_verl.resolvers import bundled_sample_path
+    from onethinker_verl.startup_check import check_config
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="onethinker_dry_run_"))
     rows = [json.loads(line) for line in open(sample_file("rl_train.jsonl"), encoding="utf-8")]
@@ -195,9 +198,13 @@ def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> Dry
     tokenizer = train_tokenizer([json.dumps(rows), THINKING, WRONG_ANSWER])
     tokenizer.save_pretrained(workdir / "model")
     config = compose_recipe(
+        f"data.train_files={sample_file('rl_train.jsonl')}",  # the main recipe requires a corpus: the bundled one
+        f"data.val_files={sample_file('rl_train.jsonl')}",
+        f"data.media_root={bundled_sample_path()}",
         f"actor_rollout_ref.model.path={workdir / 'model'}",
         f"actor_rollout_ref.rollout.n={rollouts_per_prompt}",
         f"data.train_batch_size={kept_groups}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={kept_groups}",
         "reward.num_workers=1",
         f"+data.cache_dir={workdir / 'cache'}",
         # Filter over-long prompts in this process: a worker pool forked after Ray has started its threads
@@ -205,6 +212,7 @@ def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> Dry
         "data.filter_overlong_prompts_workers=null",
         *overrides,
     )
+    check_config(config)  # the start-up check main_ppo runs (as a Hydra callback) before Ray
     processor = tiny_qwen_vl_processor(" ".join(json.dumps(rows).replace('"', " ").split()))
     dataset = create_rl_dataset([config.data.train_files], config.data, processor.tokenizer, processor)
     batch = next(iter(DataLoader(dataset, batch_size=len(dataset), collate_fn=collate_fn, shuffle=False)))

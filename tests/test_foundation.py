@@ -88,7 +88,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
-    cfg = compose(config_name="ppo_trainer", overrides=["+recipe=onethinker"])
+    cfg = compose(config_name="ppo_trainer", overrides=["+recipe=onethinker_smoke"])
 result["adv_estimator"] = cfg.algorithm.adv_estimator
 data = OmegaConf.to_container(cfg.data, resolve=True)
 result["train_files"] = data["train_files"]
@@ -318,22 +318,33 @@ def _get(cfg, key):
     return OmegaConf.select(cfg, key, throw_on_missing=True)
 
 
-# "The reference RL run" of the spec, in verl 0.9.1 keys.
+# "The reference RL run" of the spec (run_onethinker_rl.sh, config_ema_grpo_64.yaml, EasyR1's defaults),
+# in verl 0.9.1 keys. Written from the spec, not read back from the recipe.
 REFERENCE = [
-    ("advantage estimator EMA-GRPO", {"algorithm.adv_estimator": "ema_grpo"}),
-    ("rollout n 8, temperature 1.0, top_p 1.0", {"actor_rollout_ref.rollout.n": 8, "actor_rollout_ref.rollout.temperature": 1.0, "actor_rollout_ref.rollout.top_p": 1.0}),
-    ("128 prompts per rollout batch", {"data.train_batch_size": 128}),
+    ("advantage estimator EMA-GRPO", {"algorithm.adv_estimator": "ema_grpo", "algorithm.gamma": 1.0, "algorithm.lam": 1.0}),
+    ("rollout n 8, temperature 1.0, top_p 1.0", {"actor_rollout_ref.rollout.n": 8, "actor_rollout_ref.rollout.temperature": 1.0, "actor_rollout_ref.rollout.top_p": 1.0, "actor_rollout_ref.rollout.top_k": -1}),
+    ("128 prompts per rollout batch", {"data.train_batch_size": 128, "data.gen_batch_size": None}),
     ("32 prompts per policy-update mini-batch", {"actor_rollout_ref.actor.ppo_mini_batch_size": 32}),
-    ("micro-batch 1 per GPU", {"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": 1}),
-    ("AdamW, lr 2e-6, weight decay 1e-2", {"actor_rollout_ref.actor.optim.optimizer": "AdamW", "actor_rollout_ref.actor.optim.lr": 2e-6, "actor_rollout_ref.actor.optim.weight_decay": 1e-2}),
+    ("micro-batch 1 per GPU, for updates and log-probs", {"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": 1, "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": 1}),
+    ("AdamW (0.9, 0.999), lr 2e-6, weight decay 1e-2, constant", {"actor_rollout_ref.actor.optim.optimizer": "AdamW", "actor_rollout_ref.actor.optim.lr": 2e-6, "actor_rollout_ref.actor.optim.weight_decay": 1e-2, "actor_rollout_ref.actor.optim.betas": [0.9, 0.999], "actor_rollout_ref.actor.optim.lr_scheduler_type": "constant"}),
     ("grad clip 1.0", {"actor_rollout_ref.actor.optim.clip_grad": 1.0}),
-    ("KL as a loss term, low-variance KL, coefficient 1e-2", {"actor_rollout_ref.actor.use_kl_loss": True, "actor_rollout_ref.actor.kl_loss_type": "low_var_kl", "actor_rollout_ref.actor.kl_loss_coef": 1e-2}),
-    ("no KL in the reward", {"algorithm.use_kl_in_reward": False}),
+    ("no KL loss and no KL in the reward", {"actor_rollout_ref.actor.use_kl_loss": False, "algorithm.use_kl_in_reward": False}),
+    ("PPO clip 0.2 below, 0.3 above, dual-clip 3.0", {"actor_rollout_ref.actor.clip_ratio_low": 0.2, "actor_rollout_ref.actor.clip_ratio_high": 0.3, "actor_rollout_ref.actor.clip_ratio_c": 3.0}),
+    ("token-mean loss, one PPO epoch, no entropy bonus", {"actor_rollout_ref.actor.loss_agg_mode": "token-mean", "actor_rollout_ref.actor.ppo_epochs": 1, "actor_rollout_ref.actor.entropy_coeff": 0}),
     ("max prompt 16384, max response 4096", {"data.max_prompt_length": 16384, "data.max_response_length": 4096}),
+    ("prompts not filtered by length", {"data.filter_overlong_prompts": False}),
     ("online filter: accuracy band (0.01, 0.99), up to 20 tries", {"algorithm.filter_groups.enable": True, "algorithm.filter_groups.metric": "accuracy", "algorithm.filter_groups.max_num_gen_batches": 20, "algorithm.online_filter.enable": True, "algorithm.online_filter.low": 0.01, "algorithm.online_filter.high": 0.99}),
-    ("padding-free training with dynamic batching", {"actor_rollout_ref.model.use_remove_padding": True, "actor_rollout_ref.actor.use_dynamic_bsz": True, "actor_rollout_ref.ref.log_prob_use_dynamic_bsz": True, "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz": True}),
+    ("padding-free training with dynamic batching", {"actor_rollout_ref.model.use_remove_padding": True, "actor_rollout_ref.actor.use_dynamic_bsz": True, "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz": True}),
+    ("dynamic batching budget: 1 x (16384 + 4096) tokens", {"actor_rollout_ref.actor.ppo_max_token_len_per_gpu": 20480, "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu": 20480}),
     ("gradient checkpointing", {"actor_rollout_ref.model.enable_gradient_checkpointing": True}),
+    ("FSDP, no offload", {"actor_rollout_ref.actor.strategy": "fsdp", "actor_rollout_ref.actor.fsdp_config.param_offload": False, "actor_rollout_ref.actor.fsdp_config.optimizer_offload": False}),
     ("rollout vLLM, tensor parallel 4, 0.5 GPU memory", {"actor_rollout_ref.rollout.name": "vllm", "actor_rollout_ref.rollout.tensor_model_parallel_size": 4, "actor_rollout_ref.rollout.gpu_memory_utilization": 0.5}),
+    ("vLLM: 20480 batched tokens, no chunked prefill, context prompt + response", {"actor_rollout_ref.rollout.max_num_batched_tokens": 20480, "actor_rollout_ref.rollout.enable_chunked_prefill": False, "actor_rollout_ref.rollout.max_model_len": 20480, "actor_rollout_ref.rollout.enforce_eager": False}),
+    ("rollout seed 1", {"actor_rollout_ref.rollout.seed": 1}),
+    ("data shuffled with seed 1", {"data.shuffle": True, "data.seed": 1}),
+    ("one epoch, the step count of one epoch", {"trainer.total_epochs": 1, "trainer.total_training_steps": None}),
+    ("a checkpoint every 100 steps, all kept, resume from the last", {"trainer.save_freq": 100, "trainer.max_actor_ckpt_to_keep": None, "trainer.resume_mode": "auto"}),
+    ("no validation before or during training", {"trainer.val_before_train": False, "trainer.test_freq": -1}),
     ("4 nodes x 8 GPUs", {"trainer.nnodes": 4, "trainer.n_gpus_per_node": 8}),
     ("validation: sampled at temperature 0.7, top_p 0.95, n 1", {"actor_rollout_ref.rollout.val_kwargs.do_sample": True, "actor_rollout_ref.rollout.val_kwargs.temperature": 0.7, "actor_rollout_ref.rollout.val_kwargs.top_p": 0.95, "actor_rollout_ref.rollout.val_kwargs.n": 1}),
 ]
@@ -343,6 +354,13 @@ REFERENCE = [
 def test_reference_setting(cfg, settings):
     actual = {key: _get(cfg, key) for key in settings}
     assert actual == settings
+
+
+def test_reference_without_reference_model(cfg):
+    """No KL at all means no reference policy: verl builds one exactly when this returns True."""
+    from verl.trainer.ppo.utils import need_reference_policy
+
+    assert need_reference_policy(cfg) is False
 
 
 def test_reference_no_warmup(cfg):
@@ -381,8 +399,7 @@ def test_main_ppo_validation_accepts_the_recipe(cfg):
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
-    assert need_reference_policy(cfg)  # the KL loss needs the reference policy
-    assert not need_critic(cfg)
+    assert not need_reference_policy(cfg) and not need_critic(cfg)
     validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
 
 
@@ -419,12 +436,22 @@ def test_reward_manager_resolves_as_verl_resolves_it(cfg):
     assert issubclass(manager, RewardManagerBase) and manager.__module__.startswith("onethinker_verl.")
 
 
-def test_sample_resolver_gives_existing_paths(cfg):
-    data = OmegaConf.to_container(cfg.data, resolve=True)
+def test_smoke_recipe_data_resolve_to_the_bundled_sample():
+    data = OmegaConf.to_container(compose_recipe(recipe="onethinker_smoke").data, resolve=True)
     for key in ("train_files", "val_files", "media_root"):
         paths = data[key] if isinstance(data[key], list) else [data[key]]
         assert paths and all(Path(p).is_absolute() and Path(p).exists() for p in paths), (key, data[key])
     assert Path(data["media_root"]).is_dir()
+
+
+def test_main_recipe_requires_train_files(cfg):
+    """The reference recipe has no default corpus: reading data.train_files (or val_files, which follows it)
+    without a value is an error naming the key."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    for key in ("train_files", "val_files"):
+        with pytest.raises(InterpolationResolutionError, match="Missing mandatory value: data.train_files"):
+            OmegaConf.select(cfg.data, key)
 
 
 # ---------------------------------------------------------------------------------------------------

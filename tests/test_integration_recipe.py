@@ -1,8 +1,7 @@
 """The OneThinker recipe end to end through verl's real machinery, on the CPU, via the dry run.
 
 :func:`onethinker_verl.dry_run.run_dry_run` composes ``+recipe=onethinker``, builds ``OneThinkerDataset``
-from the bundled sample corpus with verl's ``create_rl_dataset`` (real Qwen2-VL processor class, over-long
-prompt filtering), scores canned rollouts with verl's ``RewardLoopManager`` Ray actors running the
+from the bundled sample corpus with verl's ``create_rl_dataset`` (real Qwen2-VL processor class), scores canned rollouts with verl's ``RewardLoopManager`` Ray actors running the
 ``onethinker`` manager, writes the trajectories to TransferQueue as verl's agent loop does, samples them
 with verl's v1 ``ReplayBuffer`` under the online accuracy filter, and runs verl's v1
 ``PPOTrainer._compute_advantage`` with ``ema_grpo``.
@@ -29,7 +28,7 @@ def test_one_simulated_step_through_verls_machinery(transfer_queue, tmp_path):
     infos = result.rollouts.non_tensor_batch["extra_info"]
     uids = result.rollouts.non_tensor_batch["uid"]
 
-    # the recipe's default data is the bundled corpus; every row reached the reward loop
+    # the main recipe has no default corpus: the dry run passes the bundled one; every row reached the reward loop
     assert result.config.data.train_files.endswith("rl_train.jsonl")
     rows = len(set(uids))
     assert len(result.texts) == rows * N

@@ -18,11 +18,13 @@ class EmaGrpoConfig(BaseConfig):
     """Hyperparameters of the ``ema_grpo`` estimator (defaults are the OneThinker reference values).
 
     Args:
-        decay: weight of the old moments in the per-task moving averages of E[x] and E[x^2].
-        min_std: floor of the per-task standard deviation, in reward units.
-        eps: added to every divisor.
-        guard: a group whose largest |advantage| exceeds this falls back to plain GRPO scaling.
+        decay: weight of the old moments in the per-task moving averages of E[x] and E[x^2], in [0, 1).
+        min_std: floor of the per-task standard deviation, in reward units (> 0).
+        eps: added to every divisor (>= 0).
+        guard: a group whose largest |advantage| exceeds this falls back to plain GRPO scaling (> 0).
         center: subtract each group's mean score before scaling.
+        allow_fresh_moments_on_resume: resuming from a checkpoint whose moments file is missing or unreadable
+            is an error; with this set it is a WARNING and the moments restart from the next batch.
     """
 
     decay: float = 0.99
@@ -30,13 +32,28 @@ class EmaGrpoConfig(BaseConfig):
     eps: float = 1e-6
     guard: float = 5.0
     center: bool = True
+    allow_fresh_moments_on_resume: bool = False
 
     def __post_init__(self):
+        key = "algorithm.ema_grpo"
         if not 0.0 <= self.decay < 1.0:
-            raise ValueError(f"algorithm.ema_grpo.decay must be in [0, 1), got {self.decay}")
-        for name in ("min_std", "eps", "guard"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"algorithm.ema_grpo.{name} must be >= 0, got {getattr(self, name)}")
+            raise ValueError(
+                f"{key}.decay={self.decay}: the weight of the old moments must lie in [0, 1) (1 would never learn "
+                "a task's spread); use e.g. 0.99, the reference value"
+            )
+        if not self.min_std > 0.0:
+            raise ValueError(
+                f"{key}.min_std={self.min_std}: the floor of a task's std must be > 0, or a task whose rewards "
+                "never vary divides by zero; use e.g. 0.001, the reference value"
+            )
+        if not self.eps >= 0.0:
+            raise ValueError(f"{key}.eps={self.eps}: a negative term added to a std can make it zero or negative; "
+                             "use a value >= 0, e.g. 1e-6, the reference value")
+        if not self.guard > 0.0:
+            raise ValueError(
+                f"{key}.guard={self.guard}: every group's largest |advantage| exceeds a bound <= 0, so every group "
+                "would fall back to plain GRPO; use a value > 0, e.g. 5.0, the reference value"
+            )
 
 
 @dataclass
@@ -49,8 +66,8 @@ class OnlineFilterConfig(BaseConfig):
     Args:
         enable: use this band rule instead of verl's "metric identical across the group" rule
             (needs ``algorithm.filter_groups.enable=true``, which turns refilling on).
-        low: groups with mean <= low are dropped.
-        high: groups with mean >= high are dropped.
+        low: groups with mean <= low are dropped (0 <= low < high).
+        high: groups with mean >= high are dropped (high <= 1).
     """
 
     enable: bool = False
@@ -58,8 +75,19 @@ class OnlineFilterConfig(BaseConfig):
     high: float = 0.99
 
     def __post_init__(self):
+        key = "algorithm.online_filter"
+        for name in ("low", "high"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f"{key}.{name}={value}: the band bounds a mean accuracy, which lies in [0, 1]; use a value in "
+                    "[0, 1] (the reference: low 0.01, high 0.99)"
+                )
         if not self.low < self.high:
-            raise ValueError(f"algorithm.online_filter needs low < high, got low={self.low}, high={self.high}")
+            raise ValueError(
+                f"{key}.low={self.low}: the band keeps groups with low < mean < high, and low >= high={self.high} "
+                "keeps none, so no batch could ever be filled; set low < high (the reference: 0.01 < 0.99)"
+            )
 
 
 @dataclass

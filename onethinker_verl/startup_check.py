@@ -1,0 +1,223 @@
+"""Start-up check of a OneThinker RL run: refuses, in the driver process and before verl starts Ray, a
+configuration that cannot work.
+
+Why it exists: ``python -m verl.trainer.main_ppo`` (verl 0.9.1) validates batch divisibility and the actor
+settings in the driver (``verl.utils.config.validate_config``), but it
+
+* never instantiates the ``_target_`` dataclasses a recipe declares under ``algorithm``, so their
+  ``__post_init__`` range checks (:mod:`onethinker_verl.advantage.config`) do not run;
+* learns that the corpus is smaller than one batch only inside the trainer, after the GPU workers have
+  started (zero steps per epoch, then a ZeroDivisionError), and on a machine that cannot host them it
+  waits forever for TransferQueue storage actors instead;
+* skips the check that a batch is a whole number of policy-update mini-batches when dynamic batching is on.
+
+How it runs: as a Hydra callback that the recipes declare
+(``hydra.callbacks.onethinker_startup_check._target_: onethinker_verl.startup_check.StartupCheck``). Hydra
+calls :meth:`StartupCheck.on_job_start` with the composed configuration before it calls main_ppo's task
+function, so before verl's own validation, ``ray.init`` and the printed config. A configuration composed
+without one of the recipes is not checked. :func:`check_config` is the same check for programmatic callers
+(the CPU dry run calls it).
+
+Every refusal reads ``onethinker-verl start-up check: <key>=<value>: <why>; <what would work>``; all
+refusals found are reported together, one per line, and the process exits with status 1.
+"""
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from onethinker_verl.resolvers import REQUIRED_RESOLVER
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "onethinker-verl start-up check"
+# Estimators that normalise each reward against the other responses to the same prompt.
+GROUP_ESTIMATORS = frozenset({"ema_grpo", "grpo", "rloo", "grpo_passk", "grpo_vectorized", "gdpo"})
+
+
+class StartupCheckError(ValueError):
+    """One or more settings that cannot work; ``problems`` holds one formatted line per setting."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def problem(key: str, value: Any, why: str, fix: str) -> str:
+    """The one-line form of a refused setting."""
+    return f"{PREFIX}: {key}={value}: {why}; {fix}"
+
+
+def _files(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple, ListConfig)):
+        return [os.path.expanduser(str(item)) for item in value]
+    return [os.path.expanduser(str(value))]
+
+
+def count_file_rows(path: str) -> int:
+    """Rows of one data file without loading it: parquet from its metadata, JSON Lines by counting
+    non-blank lines, a JSON array by parsing it (the raw OneThinker release format)."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    with open(path, encoding="utf-8") as handle:
+        head = handle.read(4096).lstrip()
+        handle.seek(0)
+        if path.endswith(".json") and head.startswith("["):
+            return len(json.load(handle))
+        return sum(1 for line in handle if line.strip())
+
+
+def count_training_rows(data: DictConfig) -> tuple[int, str]:
+    """Training rows the dataset will serve, and how they were counted.
+
+    With a ``data.custom_cls`` that offers ``count_usable_rows(data_files, data_config, max_samples)`` (the
+    OneThinker dataset), the count is the dataset's own, after its start-up filtering. Otherwise the rows of
+    the files are counted (capped by ``data.train_max_samples``): an upper bound, since verl's
+    ``filter_overlong_prompts`` may still drop some.
+    """
+    files = _files(data.train_files)
+    max_samples = int(data.get("train_max_samples", -1) or -1)
+    custom = data.get("custom_cls", None)
+    if custom is not None and custom.get("path", None):
+        from verl.utils.import_utils import load_extern_object
+
+        dataset_cls = load_extern_object(custom.path, custom.name)
+        counter = getattr(dataset_cls, "count_usable_rows", None)
+        if counter is not None:
+            return int(counter(files, data, max_samples=max_samples)), f"usable rows by {dataset_cls.__name__}"
+    rows = sum(count_file_rows(path) for path in files)
+    if max_samples > 0:
+        rows = min(rows, max_samples)
+    return rows, "rows in the files (an upper bound: over-long prompts may still be filtered)"
+
+
+def _is_required_marker(node: DictConfig, key: str) -> bool:
+    """Whether ``node.key`` is still the recipe's ``${onethinker_required:...}`` marker (no value given)."""
+    raw = OmegaConf.to_container(node, resolve=False).get(key)
+    return OmegaConf.is_missing(node, key) or str(raw).startswith("${" + REQUIRED_RESOLVER + ":")
+
+
+def _check_data(config: DictConfig) -> Iterable[str]:
+    data = config.data
+    batch = int(data.train_batch_size)
+    if _is_required_marker(data, "train_files"):
+        yield problem(
+            "data.train_files", "(not set)", "the recipe has no default corpus",
+            "pass data.train_files=<train.parquet written by data_prep/prepare_rl.py>, "
+            "or use +recipe=onethinker_smoke for the bundled sample corpus",
+        )
+        return
+    missing = [path for path in _files(data.train_files) if not os.path.exists(path)]
+    if missing:
+        yield problem("data.train_files", data.train_files, f"no such file: {', '.join(missing)}",
+                      "point data.train_files at prepared parquet (data_prep/prepare_rl.py) or OneThinker JSON")
+        return
+    try:
+        rows, how = count_training_rows(data)
+    except (OSError, ValueError) as error:  # the dataset's own start-up refusal (missing media, bad rows, ...)
+        yield f"{PREFIX}: data.train_files={data.train_files}: {error}"
+        return
+    if rows < batch:
+        yield problem(
+            "data.train_batch_size", batch,
+            f"data.train_files holds {rows} {how}, fewer than one batch, so verl would run 0 steps per epoch",
+            f"give at least {batch} training rows or set data.train_batch_size to at most {max(rows, 1)}",
+        )
+
+
+def _check_batches(config: DictConfig) -> Iterable[str]:
+    batch = int(config.data.train_batch_size)
+    mini = int(config.actor_rollout_ref.actor.ppo_mini_batch_size)
+    if mini < 1 or batch % mini:
+        # verl checks this only without dynamic batching; its v1 trainer would instead pad every batch with
+        # zero-reward copies up to a multiple of the mini-batch
+        yield problem(
+            "actor_rollout_ref.actor.ppo_mini_batch_size", mini,
+            f"data.train_batch_size={batch} is not a whole number of mini-batches, so verl's v1 trainer would pad "
+            "each batch with zero-reward copies of a trajectory",
+            f"use a divisor of {batch} (the reference: 32 of 128)",
+        )
+
+
+def _check_algorithm(config: DictConfig) -> Iterable[str]:
+    from verl.utils.config import omega_conf_to_dataclass
+
+    algorithm = config.algorithm
+    # Instantiate what the recipe declares, as verl's trainer will: this runs the dataclasses' own range
+    # checks (__post_init__), which verl 0.9.1 never triggers before the workers start. The whole section is
+    # instantiated last, and only if its parts passed (it would repeat their errors).
+    parts_ok = True
+    for key in ("algorithm.ema_grpo", "algorithm.online_filter", "algorithm"):
+        section = OmegaConf.select(config, key)
+        if section is None or "_target_" not in section or (key == "algorithm" and not parts_ok):
+            continue
+        try:
+            omega_conf_to_dataclass(section)
+        except Exception as error:  # Hydra wraps the dataclass's ValueError, whose text names key and value
+            parts_ok = False
+            cause = error.__cause__ or error
+            yield f"{PREFIX}: {cause}" if key != "algorithm" else problem(key, "...", str(cause), "fix that key")
+
+    band = algorithm.get("online_filter", None)
+    band_on = band is not None and bool(band.get("enable", False))
+    estimator = algorithm.get("adv_estimator", None)
+    n = int(config.actor_rollout_ref.rollout.n)
+    if n < 2 and (estimator in GROUP_ESTIMATORS or band_on):
+        needs = f"algorithm.adv_estimator={estimator}" if estimator in GROUP_ESTIMATORS else "the online filter"
+        yield problem(
+            "actor_rollout_ref.rollout.n", n,
+            f"{needs} compares the responses to one prompt, and a group of one has nothing to compare",
+            "set actor_rollout_ref.rollout.n to 2 or more (the reference: 8)",
+        )
+    if not band_on:
+        return
+    if not bool(config.trainer.get("use_v1", True)):
+        yield problem(
+            "trainer.use_v1", config.trainer.use_v1,
+            "the OneThinker online filter runs in verl's v1 trainer; the legacy trainer has no group filtering",
+            "set trainer.use_v1=true (verl's default) or algorithm.online_filter.enable=false",
+        )
+    filter_groups = algorithm.get("filter_groups", None)
+    if filter_groups is None or not bool(filter_groups.get("enable", False)):
+        yield problem(
+            "algorithm.filter_groups.enable", None if filter_groups is None else filter_groups.get("enable"),
+            "algorithm.online_filter.enable=true needs verl's group filtering on, which refills dropped groups",
+            "set algorithm.filter_groups.enable=true (with metric=accuracy) or algorithm.online_filter.enable=false",
+        )
+
+
+def check_config(config: DictConfig) -> None:
+    """Refuse a configuration that cannot work; warn (logging) about a run that never saves a checkpoint.
+
+    Raises:
+        StartupCheckError: one line per refused setting (see the module docstring for the format).
+    """
+    if int(config.trainer.save_freq) <= 0:
+        logger.warning(
+            "%s: trainer.save_freq=%s: this run will never save a checkpoint, so it cannot be resumed and leaves "
+            "no trained weights; set trainer.save_freq > 0 (the reference: 100)", PREFIX, config.trainer.save_freq,
+        )
+    problems = [*_check_algorithm(config), *_check_batches(config), *_check_data(config)]
+    if problems:
+        raise StartupCheckError(problems)
+
+
+class StartupCheck(Callback):
+    """Hydra callback (``hydra.callbacks``) that runs :func:`check_config` before the task function.
+
+    A refused configuration ends the process with status 1 and the refusal lines on stderr, before verl's
+    ``main`` runs (so before ``ray.init``).
+    """
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_config(config)
+        except StartupCheckError as error:
+            raise SystemExit(str(error)) from None

@@ -1,0 +1,180 @@
+"""The start-up check: ``python -m verl.trainer.main_ppo +recipe=...`` refuses a configuration that cannot
+work in the driver, before verl validates, starts Ray or prints the config, with one line per refused key.
+
+The three ``main_ppo`` launches (each imports verl: about 10 s of CPU) start together when the first test
+that needs them runs and cover every refusal between them; the in-process tests cover the pieces.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import compose_recipe
+from onethinker_verl.advantage.config import EmaGrpoConfig, OnlineFilterConfig
+from onethinker_verl.resolvers import bundled_sample_path
+from onethinker_verl.startup_check import StartupCheckError, check_config, count_file_rows
+
+PREFIX = "onethinker-verl start-up check: "
+SAMPLE = bundled_sample_path()
+SAMPLE_ROWS = 22  # rows of the bundled rl_train.jsonl, all with their media present
+LAUNCH_TIMEOUT_S = 120
+REFUSAL_SECONDS = 60  # measured about 9 s on an idle 2-core machine; generous for a busy one
+SAMPLE_DATA = (f"data.train_files={SAMPLE}/rl_train.jsonl", f"data.media_root={SAMPLE}")
+
+
+def _tiny_parquet(path, rows: int) -> str:
+    pq.write_table(pa.table({"prompt": [f"q{i}" for i in range(rows)]}), path)
+    return str(path)
+
+
+def _launches(tmp_path) -> dict:
+    """name -> (overrides, refusal lines that must appear)."""
+    tiny = _tiny_parquet(tmp_path / "tiny.parquet", 3)
+    return {
+        "no_data": ((), ["data.train_files=(not set): the recipe has no default corpus"]),
+        "bad_band_legacy_trainer_small_corpus": (
+            (*SAMPLE_DATA, "algorithm.ema_grpo.min_std=0", "algorithm.online_filter.low=0.6",
+             "algorithm.online_filter.high=0.4", "trainer.use_v1=false", "trainer.save_freq=-1"),
+            ["algorithm.ema_grpo.min_std=0:", "algorithm.online_filter.low=0.6: the band keeps groups",
+             "trainer.use_v1=False: the OneThinker online filter runs in verl's v1 trainer",
+             f"data.train_batch_size=128: data.train_files holds {SAMPLE_ROWS} usable rows by OneThinkerDataset"],
+        ),
+        "band_outside_unit_decay_one_group_of_one": (
+            # verl's own dataset class: rows counted from the parquet metadata
+            (f"data.train_files={tiny}", "data.custom_cls.path=null", "algorithm.online_filter.high=1.5",
+             "algorithm.ema_grpo.decay=1.0", "actor_rollout_ref.rollout.n=1",
+             "actor_rollout_ref.actor.ppo_mini_batch_size=48"),
+            ["algorithm.online_filter.high=1.5: the band bounds a mean accuracy", "algorithm.ema_grpo.decay=1.0:",
+             "actor_rollout_ref.rollout.n=1: algorithm.adv_estimator=ema_grpo compares the responses",
+             "actor_rollout_ref.actor.ppo_mini_batch_size=48: data.train_batch_size=128 is not a whole number",
+             "data.train_batch_size=128: data.train_files holds 3 rows in the files (an upper bound"],
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def refused_launches(tmp_path_factory):
+    """Every launch of main_ppo, started together, each in its own empty working directory."""
+    base = tmp_path_factory.mktemp("startup_check")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
+    running = {}
+    for name, (overrides, expected) in _launches(base).items():
+        cwd = base / name
+        cwd.mkdir()
+        argv = [sys.executable, "-m", "verl.trainer.main_ppo", "+recipe=onethinker", *overrides]
+        running[name] = (subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True), time.monotonic(), expected)
+    done = {}
+    for name, (process, started, expected) in running.items():
+        stdout, stderr = process.communicate(timeout=LAUNCH_TIMEOUT_S)
+        done[name] = dict(rc=process.returncode, seconds=time.monotonic() - started, stdout=stdout, stderr=stderr,
+                          expected=expected)
+    return done
+
+
+@pytest.mark.parametrize("name", ["no_data", "bad_band_legacy_trainer_small_corpus",
+                                  "band_outside_unit_decay_one_group_of_one"])
+def test_main_ppo_refuses_before_ray_with_one_line_per_key(refused_launches, name):
+    launch = refused_launches[name]
+    shown = f"stdout:\n{launch['stdout'][-3000:]}\nstderr:\n{launch['stderr'][-3000:]}"
+    assert launch["rc"] == 1, shown
+    refusals = [line for line in launch["stderr"].splitlines() if line.startswith(PREFIX)]
+    for expected in launch["expected"]:
+        assert any(line.startswith(PREFIX + expected) for line in refusals), (expected, shown)
+    assert len(refusals) == len(launch["expected"]), shown  # nothing else refused
+    assert all(line.count(": ") >= 2 and "; " in line for line in refusals)  # <key>=<value>: <why>; <fix>
+    # Refused before verl's own validation, Ray and the printed config, and within seconds.
+    for sign in ("[validate_config]", "ray init kwargs", "Started a local Ray instance", "Traceback"):
+        assert sign not in launch["stdout"] + launch["stderr"], (sign, shown)
+    assert launch["seconds"] < REFUSAL_SECONDS, launch["seconds"]
+
+
+def test_a_run_that_never_saves_is_warned_about(refused_launches):
+    launch = refused_launches["bad_band_legacy_trainer_small_corpus"]
+    assert "trainer.save_freq=-1: this run will never save a checkpoint" in launch["stdout"] + launch["stderr"]
+
+
+def test_warning_alone_does_not_refuse(caplog):
+    config = compose_recipe(*SAMPLE_DATA, "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+                            "trainer.save_freq=0")
+    with caplog.at_level(logging.WARNING, logger="onethinker_verl.startup_check"):
+        check_config(config)
+    assert [r.getMessage() for r in caplog.records if "trainer.save_freq=0" in r.getMessage()]
+
+
+def test_workable_main_recipe_passes_at_the_reference_batch(tmp_path):
+    """128 rows of the reference batch: nothing refused (the check counts, it does not forbid)."""
+    rows = [json.loads(line) for line in open(f"{SAMPLE}/rl_train.jsonl", encoding="utf-8")]
+    corpus = tmp_path / "train.jsonl"
+    corpus.write_text("".join(json.dumps(rows[i % len(rows)]) + "\n" for i in range(128)), encoding="utf-8")
+    check_config(compose_recipe(f"data.train_files={corpus}", f"data.media_root={SAMPLE}",
+                                f"+data.cache_dir={tmp_path / 'cache'}"))
+
+
+def test_online_filter_without_refilling_is_refused():
+    config = compose_recipe(*SAMPLE_DATA, "algorithm.filter_groups.enable=false", "data.train_batch_size=8",
+                            "actor_rollout_ref.actor.ppo_mini_batch_size=8")
+    with pytest.raises(StartupCheckError) as refused:
+        check_config(config)
+    assert refused.value.problems == [
+        PREFIX + "algorithm.filter_groups.enable=False: algorithm.online_filter.enable=true needs verl's group "
+        "filtering on, which refills dropped groups; set algorithm.filter_groups.enable=true (with metric=accuracy) "
+        "or algorithm.online_filter.enable=false"
+    ]
+
+
+def test_missing_file_and_missing_media_are_refused_with_the_key(tmp_path):
+    with pytest.raises(StartupCheckError, match=r"data.train_files=\S*nope.parquet: no such file"):
+        check_config(compose_recipe(f"data.train_files={tmp_path / 'nope.parquet'}"))
+    # the dataset's own refusal (media_root not given, so the sample's relative media paths do not exist)
+    with pytest.raises(StartupCheckError, match="point at missing media"):
+        check_config(compose_recipe(f"data.train_files={SAMPLE}/rl_train.jsonl", f"+data.cache_dir={tmp_path}"))
+
+
+@pytest.mark.parametrize(
+    "section, values, key",
+    [
+        (EmaGrpoConfig, {"decay": -0.1}, "algorithm.ema_grpo.decay=-0.1"),
+        (EmaGrpoConfig, {"decay": 1.0}, "algorithm.ema_grpo.decay=1.0"),
+        (EmaGrpoConfig, {"decay": float("nan")}, "algorithm.ema_grpo.decay=nan"),
+        (EmaGrpoConfig, {"min_std": 0.0}, "algorithm.ema_grpo.min_std=0.0"),
+        (EmaGrpoConfig, {"eps": -1e-9}, "algorithm.ema_grpo.eps=-1e-09"),
+        (EmaGrpoConfig, {"guard": 0.0}, "algorithm.ema_grpo.guard=0.0"),
+        (OnlineFilterConfig, {"low": -0.1}, "algorithm.online_filter.low=-0.1"),
+        (OnlineFilterConfig, {"high": 1.01}, "algorithm.online_filter.high=1.01"),
+        (OnlineFilterConfig, {"low": 0.5, "high": 0.5}, "algorithm.online_filter.low=0.5"),
+    ],
+)
+def test_dataclasses_refuse_out_of_range_values_naming_the_key(section, values, key):
+    with pytest.raises(ValueError, match="^" + key.replace(".", r"\.").replace("+", r"\+") + ": "):
+        section(**values)
+
+
+def test_reference_values_are_in_range():
+    EmaGrpoConfig(decay=0.99, min_std=1e-3, eps=1e-6, guard=5.0)
+    OnlineFilterConfig(enable=True, low=0.01, high=0.99)
+    OnlineFilterConfig(low=0.0, high=1.0)  # the widest band is legal
+
+
+def test_row_counts_without_loading(tmp_path):
+    assert count_file_rows(_tiny_parquet(tmp_path / "a.parquet", 5)) == 5
+    (tmp_path / "b.jsonl").write_text('{"a": 1}\n\n{"a": 2}\n', encoding="utf-8")
+    assert count_file_rows(str(tmp_path / "b.jsonl")) == 2
+    (tmp_path / "c.json").write_text(json.dumps([{"a": 1}, {"a": 2}, {"a": 3}]), encoding="utf-8")
+    assert count_file_rows(str(tmp_path / "c.json")) == 3
+
+
+def test_recipes_declare_the_check_for_main_ppo():
+    """The mechanism the README describes: a Hydra callback declared by the recipe (smoke inherits it)."""
+    from onethinker_verl.hydra_root import __file__ as root
+
+    recipe = OmegaConf.load(os.path.join(os.path.dirname(root), "recipe", "onethinker.yaml"))
+    assert recipe.hydra.callbacks.onethinker_startup_check._target_ == "onethinker_verl.startup_check.StartupCheck"
