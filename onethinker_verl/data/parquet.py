@@ -27,6 +27,8 @@ RL_SCHEMA = pa.schema(
                     ("question", pa.string()),
                     ("options", pa.list_(pa.string())),
                     ("source", pa.string()),
+                    # benchmark name for rows of a benchmark file (evaluate.validation), else null
+                    ("benchmark", pa.string()),
                 ]
             ),
         ),

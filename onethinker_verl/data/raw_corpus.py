@@ -4,6 +4,10 @@ The file is converted once, streaming, into the same parquet layout ``data_prep/
 kept in verl's dataset cache folder; verl's own loading then reads that parquet. Any invalid row is an error
 naming the file, the row and the reason: a training run does not drop rows silently (filtering a messy
 corpus is ``prepare_rl.py``'s job, which reports every rejected row).
+
+Rows of a benchmark file (``eval_<name>.json``, or rows with a ``benchmark`` field) get ``data_source =
+<name>`` and ``extra_info.benchmark = <name>``: as ``data.val_files`` they make verl report the benchmark's
+reference metrics per benchmark (:mod:`onethinker_verl.evaluate.validation`).
 """
 
 import hashlib
@@ -20,7 +24,19 @@ logger = logging.getLogger(__name__)
 
 RAW_SUFFIXES = (".json", ".jsonl")
 # bump when the layout written below changes, so stale cached conversions are not reused
-_LAYOUT_VERSION = "1"
+_LAYOUT_VERSION = "2"
+# The reference names its benchmark files eval_<name>.json; their rows validate as benchmark <name>.
+BENCHMARK_FILE_PREFIX = "eval_"
+
+
+def benchmark_of(source: Path, raw: dict) -> str | None:
+    """The benchmark a raw row belongs to: its own ``benchmark`` field, else ``<name>`` of an
+    ``eval_<name>.json`` file, else None (a training corpus)."""
+    if isinstance(raw.get("benchmark"), str) and raw["benchmark"].strip():
+        return raw["benchmark"].strip()
+    if source.stem.startswith(BENCHMARK_FILE_PREFIX):
+        return source.stem[len(BENCHMARK_FILE_PREFIX) :]
+    return None
 
 
 def is_raw_corpus(path: str) -> bool:
@@ -59,7 +75,14 @@ def convert_raw_corpus(path: str, cache_dir: str, templates: PromptTemplates, na
                         f"{source}, row {record.position}: {rejection}. "
                         "Clean the file with data_prep/prepare_rl.py, which reports and drops such rows."
                     ) from None
-                writer.write(verl_rl_record(row, record.position, templates))
+                converted = verl_rl_record(row, record.position, templates)
+                benchmark = benchmark_of(source, record.value)
+                if benchmark is not None:
+                    # verl groups validation metrics by data_source: one group per benchmark, whose
+                    # reference metrics the reward manager adds (onethinker_verl.evaluate.validation).
+                    converted["data_source"] = benchmark
+                    converted["extra_info"]["benchmark"] = benchmark
+                writer.write(converted)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config.reward import RewardManagerConfig
 
+from onethinker_verl.evaluate.validation import benchmark_extra_info, is_benchmark_row
 from onethinker_verl.reward import compute_score as onethinker_compute_score
 from onethinker_verl.reward.config import RewardConfig
 from onethinker_verl.reward.math_grading import SLOW_PATH_WORKER
@@ -100,9 +101,11 @@ class OneThinkerRewardManager(RewardManagerBase):
     """Scores one rollout with the OneThinker multi-task reward.
 
     ``reward_score`` is the overall score; ``reward_extra_info`` holds the parts (``score``, ``accuracy``,
-    ``format``, ``structure``), the ``task`` name, and per-task copies of the parts (``accuracy/tracking``,
-    ...) that are ``None`` for items of other tasks. With model scoring on it also holds ``model_score``
-    and ``model_score_fallback``. Every item carries the same keys, as verl's batching requires.
+    ``format``, ``structure``), the ``task`` name, per-task copies of the parts (``accuracy/tracking``,
+    ...) that are ``None`` for items of other tasks, and the benchmark metrics of
+    :mod:`onethinker_verl.evaluate.validation` (``bench/...``, ``None`` outside benchmark rows). With model
+    scoring on it also holds ``model_score`` and ``model_score_fallback``. Every item carries the same keys,
+    as verl's batching requires.
     """
 
     def __init__(
@@ -200,6 +203,12 @@ class OneThinkerRewardManager(RewardManagerBase):
         for known_task in KNOWN_TASK_NAMES:
             for part in REWARD_PARTS:
                 reward_extra_info[per_task_key(part, known_task)] = parts[part] if known_task == task else None
+        # Rows of a benchmark file (validation) also carry the benchmark's reference metrics, None elsewhere.
+        benchmark_metrics = partial(benchmark_extra_info, response_str, ground_truth, extra_info)
+        if is_benchmark_row(extra_info):
+            reward_extra_info.update(await loop.run_in_executor(None, benchmark_metrics))
+        else:
+            reward_extra_info.update(benchmark_metrics())
         return {"reward_score": parts["score"], "reward_extra_info": reward_extra_info}
 
     async def _model_score(self, response_str: str, ground_truth: str, extra_info: dict, sample: dict):
