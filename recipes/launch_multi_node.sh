@@ -4,7 +4,8 @@
 #   On every other node:  ROLE=worker HEAD_ADDRESS=<head ip>:6379 bash launch_multi_node.sh
 # The head starts Ray, waits until NNODES nodes have joined, then starts training.
 # Environment (defaults in brackets): RECIPE [onethinker]  NNODES [4]  N_GPUS [8]  RAY_PORT [6379]
-#   MODEL_PATH  TRAIN_FILES  VAL_FILES  MEDIA_ROOT [the recipe's]  OUTPUT_DIR [./outputs/$RECIPE]
+#   MODEL_PATH  TRAIN_FILES (required by the onethinker recipe)  VAL_FILES  MEDIA_ROOT [the recipe's]
+#   OUTPUT_DIR [./outputs/$RECIPE]
 set -euo pipefail
 
 ROLE=${ROLE:?set ROLE=head or ROLE=worker}
