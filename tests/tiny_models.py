@@ -112,7 +112,9 @@ def tiny_vl_config(family: str, tokenizer):
         vision_config = dict(
             depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
             temporal_patch_size=2, out_hidden_size=_TEXT_SIZES["hidden_size"], num_position_embeddings=64,
-            deepstack_visual_indexes=[0, 1],
+            # deepstack features join the language model after layer i; only layer 0's reach the answer tokens of
+            # a two-layer model through attention (layer 1's would touch image positions only)
+            deepstack_visual_indexes=[0],
         )
         return Qwen3VLConfig(text_config=text_config, vision_config=vision_config, tie_word_embeddings=False,
                              **token_ids)
