@@ -1,4 +1,5 @@
-"""End to end: a predictions file with every task family, masks and bad lines, through the CLI."""
+"""End to end through the CLI: the project's predictions JSONL with every task family, masks and bad lines,
+scored by the strict protocol (`--protocol strict`) and by the reference protocol (the default)."""
 
 import json
 
@@ -57,7 +58,7 @@ def predictions(tmp_path):
 
 def test_report_metrics_and_skipped_lines(predictions, tmp_path):
     output = tmp_path / "report.json"
-    assert main(["--predictions", str(predictions), "--output", str(output)]) == 0
+    assert main(["--predictions", str(predictions), "--output", str(output), "--protocol", "strict"]) == 0
     report = json.loads(output.read_text())
     assert report["mmmu"]["accuracy"] == 0.5 and report["mmmu"]["count"] == 2 and report["mmmu"]["unparsed"] == 1
     assert report["charades"]["miou"] == pytest.approx(0.25)
@@ -76,13 +77,13 @@ def test_report_metrics_and_skipped_lines(predictions, tmp_path):
 
 
 def test_strict_fails_on_first_malformed_line(predictions, tmp_path):
-    assert main(["--predictions", str(predictions), "--output", str(tmp_path / "r.json"), "--strict"]) == 2
+    assert main(["--predictions", str(predictions), "--output", str(tmp_path / "r.json"), "--protocol", "strict", "--strict"]) == 2
     assert not (tmp_path / "r.json").exists()
 
 
 def test_markdown_tables_and_png_plots(predictions, tmp_path):
     markdown, plots = tmp_path / "report.md", tmp_path / "plots"
-    args = ["--predictions", str(predictions), "--output", str(tmp_path / "r.json"), "--markdown", str(markdown), "--plots", str(plots)]
+    args = ["--predictions", str(predictions), "--output", str(tmp_path / "r.json"), "--markdown", str(markdown), "--plots", str(plots), "--protocol", "strict"]
     assert main(args) == 0
     text = markdown.read_text()
     assert "| benchmark | count | unparsed | miou | r@0.3 | r@0.5 | r@0.7 |" in text
@@ -94,9 +95,30 @@ def test_markdown_tables_and_png_plots(predictions, tmp_path):
 
 
 @pytest.mark.skipif(sam2_available(), reason="the absent-SAM2 path only")
-def test_sam2_bridge_exits_cleanly_without_sam2(predictions, tmp_path, caplog):
-    output = tmp_path / "with_masks.jsonl"
-    code = bridge_main(["--predictions", str(predictions), "--output", str(output), "--checkpoint", "x.pt"])
-    assert code == EXIT_SAM2_MISSING
-    assert not output.exists()
+def test_sam2_step_exits_cleanly_without_sam2(tmp_path, caplog):
+    output = tmp_path / "eval_seg_x_eval.json"
+    output.write_text(json.dumps({"results": [], "metrics": {}, "meta": {}}))
+    assert main(["sam2", "--outputs", str(output), "--checkpoint", "x.pt"]) == EXIT_SAM2_MISSING
     assert "SAM2 is not installed" in caplog.text
+
+
+def test_reference_protocol_is_the_default_on_todays_jsonl(predictions, tmp_path):
+    output = tmp_path / "report.json"
+    # the malformed lines of the fixture are not predictions at all: the reference reader refuses the file
+    assert main(["--predictions", str(predictions), "--output", str(output)]) == 1
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("\n".join(json.dumps(line) for line in LINES) + "\n")
+    assert main(["score", "--predictions", str(clean), "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["mmmu"]["metrics"]["multiple choice/acc"] == 0.5
+    assert report["charades"]["metrics"]["temporal grounding/tiou/R@0.5"] == 0.5
+    assert report["refcoco_testA"]["metrics"]["spatial grounding/iou/mean"] == pytest.approx(0.5)
+    assert report["got10k"]["metrics"]["tracking/miou_gt/mean"] == pytest.approx(0.5)
+    # image rows with masks and no answer at all (another segmenter's masks) are scored
+    assert report["refcoco_seg"]["metrics"]["image/gIoU"] == pytest.approx((1 / 3 + 1) / 2)
+    assert report["refcoco_seg"]["metrics"]["image/cIoU"] == pytest.approx((8 + 16) / (24 + 16))
+    # video: frame 0 shifted (J 1/3, F 2/3 with the reference's boundary), frame 1 missing (0, 0); the frame
+    # without ground truth does not count
+    assert report["mevis"]["metrics"]["video/J"] == pytest.approx(1 / 6)
+    assert report["mevis"]["metrics"]["video/F"] == pytest.approx(1 / 3)
+    assert (tmp_path / "report.md").read_text().startswith("# Benchmark evaluation (reference protocol)")
