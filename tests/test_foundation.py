@@ -346,6 +346,8 @@ REFERENCE = [
     ("a checkpoint every 100 steps, all kept, resume from the last", {"trainer.save_freq": 100, "trainer.max_actor_ckpt_to_keep": None, "trainer.resume_mode": "auto"}),
     ("no validation before or during training", {"trainer.val_before_train": False, "trainer.test_freq": -1}),
     ("4 nodes x 8 GPUs", {"trainer.nnodes": 4, "trainer.n_gpus_per_node": 8}),
+    ("vision tower trained", {"actor_rollout_ref.actor.freeze_vision_tower": False}),
+    ("decord retries near a broken video end", {"ray_kwargs.ray_init.runtime_env.env_vars.DECORD_EOF_RETRY_MAX": "2048001"}),
     ("validation: sampled at temperature 0.7, top_p 0.95, n 1", {"actor_rollout_ref.rollout.val_kwargs.do_sample": True, "actor_rollout_ref.rollout.val_kwargs.temperature": 0.7, "actor_rollout_ref.rollout.val_kwargs.top_p": 0.95, "actor_rollout_ref.rollout.val_kwargs.n": 1}),
 ]
 
