@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # OneThinker RL on one node. Settings come from the environment (defaults in brackets):
-#   RECIPE [onethinker_smoke]  MODEL_PATH [the recipe's]  TRAIN_FILES / VAL_FILES [the bundled sample]
+#   RECIPE [onethinker_smoke]  MODEL_PATH [the recipe's]  TRAIN_FILES / VAL_FILES [onethinker_smoke: the bundled sample;
+#   onethinker requires TRAIN_FILES]
 #   MEDIA_ROOT [the bundled sample's]  OUTPUT_DIR [./outputs/$RECIPE]  N_GPUS [8]
 # Any extra arguments are passed to verl as Hydra overrides.
 set -euo pipefail
