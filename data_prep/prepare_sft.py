@@ -6,8 +6,13 @@
 Input rows are the release's layout: ``messages`` (``{role, content}`` turns, ``<image>`` / ``<video>``
 placeholders in the user text) with ``images`` or ``videos`` path lists. Output: OUT/train.parquet
 (+ OUT/val.parquet with --val-ratio) with ``messages``, ``images``, ``videos`` as verl's
-``MultiTurnSFTDataset`` expects, and OUT/rejected.jsonl. verl's SFT dataset has no media root, so media
-paths are written absolute, each as the dict qwen_vl_utils reads, with the sampling settings given here.
+``MultiTurnSFTDataset`` expects, and OUT/rejected.jsonl. Each media item is the dict qwen_vl_utils reads,
+with the sampling settings given here (defaults: the reference SFT run's budgets).
+
+Media paths are written absolute, which verl's own SFT dataset (no media root) needs. With
+``--relative-paths`` they are written as they appear in the input, relative to --media-root, as
+``prepare_rl.py`` does; training then gets ``data.media_root`` (``OneThinkerSFTDataset``, the recipe's
+dataset, resolves them and applies the recipe's media budgets over the stored ones).
 """
 
 import argparse
@@ -32,16 +37,22 @@ from onethinker_verl.data.parquet import SFT_SCHEMA, BatchedParquetWriter
 from onethinker_verl.data.prompts import count_placeholders
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
+from onethinker_verl.sft.settings import SFT_MEDIA_DEFAULTS
 
 _ROLES = ("system", "user", "assistant")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    defaults = MediaSettings()
+    defaults = SFT_MEDIA_DEFAULTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, nargs="+", help="SFT JSON array / JSON Lines file(s)")
     parser.add_argument("--media-root", default=None, help="folder the rows' media paths are relative to")
     parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument(
+        "--relative-paths",
+        action="store_true",
+        help="write media paths as in the input (relative to --media-root; train with data.media_root)",
+    )
     parser.add_argument("--val-ratio", type=float, default=None, help="fraction of rows sent to val.parquet")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-rows", type=int, default=2000, help="rows per parquet row group")
@@ -123,11 +134,12 @@ def convert(args: argparse.Namespace) -> ConversionReport:
                 row_id = record.value.get("id") if isinstance(record.value, dict) else None
                 try:
                     turns, images, videos = parse_sft_row(record.value)
-                    images = [os.path.abspath(resolve_media_path(p, args.media_root)) for p in images]
-                    videos = [os.path.abspath(resolve_media_path(p, args.media_root)) for p in videos]
                     for modality, paths in (("image", images), ("video", videos)):
                         for path in paths:
-                            check_media_file(path, modality, args.check_media)
+                            check_media_file(resolve_media_path(path, args.media_root), modality, args.check_media)
+                    if not args.relative_paths:
+                        images = [os.path.abspath(resolve_media_path(p, args.media_root)) for p in images]
+                        videos = [os.path.abspath(resolve_media_path(p, args.media_root)) for p in videos]
                 except RowRejected as rejection:
                     report.add_rejected(record.position, rejection.reason, rejection.detail, row_id, source)
                     continue

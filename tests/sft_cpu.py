@@ -1,12 +1,13 @@
 """Run verl's SFT trainer on the CPU: a CPU device platform registered through verl's platform registry.
 
-    python tests/sft_cpu.py HYDRA_OVERRIDE ...
+    python tests/sft_cpu.py HYDRA_OVERRIDE ... [--- HYDRA_OVERRIDE ...]
 
 verl 0.9.1 resolves its accelerator through ``verl.plugin.platform`` (``PlatformRegistry`` plus the
 ``VERL_PLATFORM`` override). Registering a ``cpu`` platform there, before anything asks for the platform,
 lets ``verl.trainer.sft_trainer`` run unchanged with ``engine.strategy=fsdp2`` over gloo. This script
 registers it and then runs verl's own ``verl.trainer.sft_trainer`` entry point (its Hydra ``main``) in a
-single process (rank 0 of a world of 1; no torchrun needed), with the given overrides.
+single process (rank 0 of a world of 1; no torchrun needed), with the given overrides; each ``---`` starts
+another run in the same process (verl and the models are imported once).
 """
 
 import contextlib
@@ -145,12 +146,22 @@ def use_gloo_process_group() -> None:
     verl.utils.distributed.initialize_global_process_group = initialize_gloo_process_group
 
 
-def main(overrides: list[str]) -> None:
+RUN_SEPARATOR = "---"
+
+
+def main(arguments: list[str]) -> None:
     single_process_environment()
     register_cpu_platform()
     use_gloo_process_group()
-    sys.argv = ["verl.trainer.sft_trainer", *overrides]
-    runpy.run_module("verl.trainer.sft_trainer", run_name="__main__", alter_sys=True)
+    runs = [[]]
+    for argument in arguments:
+        if argument == RUN_SEPARATOR:
+            runs.append([])
+        else:
+            runs[-1].append(argument)
+    for overrides in runs:
+        sys.argv = ["verl.trainer.sft_trainer", *overrides]
+        runpy.run_module("verl.trainer.sft_trainer", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

@@ -47,21 +47,10 @@ from onethinker_verl.data.media import (
     check_media_file,
     resolve_media_path,
 )
+from onethinker_verl.sft.settings import SFT_MEDIA_DEFAULTS
 
 logger = logging.getLogger(__name__)
 
-# The reference SFT run's media budgets (LLaMA-Factory `onethinker_qwen3_sft.yaml`: image_max_pixels 802816,
-# video_fps 2, video_maxlen 128, video_max_pixels 100352; the minimums are LLaMA-Factory's defaults,
-# image_min_pixels 32*32 and video_min_pixels 16*16).
-SFT_MEDIA_DEFAULTS = MediaSettings(
-    image_min_pixels=32 * 32,
-    image_max_pixels=802816,
-    video_fps=2.0,
-    video_max_frames=128,
-    video_min_pixels=16 * 16,
-    video_max_pixels=100352,
-    video_total_pixels=None,
-)
 _LISTED = 5  # rows named in a missing-media message; the rest are counted
 _PLACEHOLDER = re.compile("(<image>|<video>)")
 _MEDIA_TYPES = ("image", "video")

@@ -155,7 +155,7 @@ def check_strategy(model_config, engine_config, engine) -> None:
 def install() -> None:
     """Wrap ``TrainingWorker.__init__``, ``FSDPEngine._build_module`` and ``FSDPEngine._build_optimizer``
     (idempotent)."""
-    from verl.workers.config.optimizer import build_optimizer
+    from verl.workers.config.optimizer import build_optimizer as build_verl_optimizer
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
     from verl.workers.engine_workers import TrainingWorker
 
@@ -165,11 +165,11 @@ def install() -> None:
     original_build_module = FSDPEngine._build_module
     original_build_optimizer = FSDPEngine._build_optimizer
 
-    def worker_init(self, config, *args, **kwargs):
+    def worker_init_checking_strategy(self, config, *args, **kwargs):
         original_worker_init(self, config, *args, **kwargs)
         check_strategy(self.model_config, self.engine_config, self.engine)
 
-    def build_module(self):
+    def build_module_with_frozen_parts(self):
         module = original_build_module(self)
         paths = frozen_module_paths(self.model_config)
         if paths:
@@ -188,12 +188,12 @@ def install() -> None:
             self.frozen_parameter_counts = counts
         return module
 
-    def build_optimizer(self, module):
+    def build_trainable_optimizer(self, module):
         if not frozen_module_paths(self.model_config):
             return original_build_optimizer(self, module)
-        return build_optimizer([p for p in module.parameters() if p.requires_grad], self.optimizer_config)
+        return build_verl_optimizer([p for p in module.parameters() if p.requires_grad], self.optimizer_config)
 
-    TrainingWorker.__init__ = worker_init
-    FSDPEngine._build_module = build_module
-    FSDPEngine._build_optimizer = build_optimizer
+    TrainingWorker.__init__ = worker_init_checking_strategy
+    FSDPEngine._build_module = build_module_with_frozen_parts
+    FSDPEngine._build_optimizer = build_trainable_optimizer
     FSDPEngine._onethinker_freezing = True
