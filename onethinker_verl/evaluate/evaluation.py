@@ -187,7 +187,7 @@ def _strict_masks(row: dict) -> tuple[object, object]:
     predicted = row.get("pred_masks")
     if str(row.get("data_type", "")).strip().lower() != "video":
         return truth, predicted
-    frames = output.get("frames") or [] if isinstance(output, dict) else []
+    frames = (output.get("frames") or []) if isinstance(output, dict) else []
     truth = {str(key): (truth or {}).get(key) for key in frames} or None
     if isinstance(predicted, dict):
         predicted = {str(key): predicted.get(str(index)) for index, key in enumerate(frames)}

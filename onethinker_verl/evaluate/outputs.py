@@ -133,8 +133,10 @@ def row_from_prediction_line(line: Mapping) -> dict:
     if mask_ops.is_rle(gt_masks):
         height, width = mask_ops.rle_size(gt_masks)
         row["segmentation_output"] = {"segmentation_rle": gt_masks}
+        if isinstance(pred_masks, Mapping) and not mask_ops.is_rle(pred_masks) and len(pred_masks) == 1:
+            pred_masks = next(iter(pred_masks.values()))  # one image given as {key: RLE}
         if pred_masks is not None:
-            row["pred_masks"] = next(iter(pred_masks.values())) if isinstance(pred_masks, Mapping) and not mask_ops.is_rle(pred_masks) else pred_masks
+            row["pred_masks"] = pred_masks
     elif isinstance(gt_masks, Mapping):
         frames = list(gt_masks)
         sizes = {mask_ops.rle_size(rle) for rle in gt_masks.values() if rle is not None}

@@ -106,6 +106,13 @@ def _math_equivalent(gt: Any, prediction: str) -> bool:
     if isinstance(gt, str):
         # math_verify, falling back to mathruler, bounded (memoised worker; see reward.math_grading).
         return math_correct(prediction, gt, MATH_TIMEOUT_S)
+    # A non-string ground truth (a number in the file) takes the reference's path step by step.
+    import math_verify
+
+    try:
+        return bool(math_verify.verify(math_verify.parse(gt), math_verify.parse(prediction)))
+    except Exception:
+        pass
     try:
         return bool(grade_answer(prediction, gt))
     except Exception:
