@@ -418,6 +418,7 @@ def add_generation_arguments(parser) -> None:
         default = getattr(defaults, item.name)
         kind = type(default) if default is not None else str
         parser.add_argument(f"--{item.name.replace('_', '-')}", dest=item.name, type=kind, default=default,
+                            choices=BACKENDS if item.name == "backend" else None,
                             help=f"{helps.get(item.name, item.name)} (default: {default})")
 
 
