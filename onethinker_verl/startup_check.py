@@ -163,7 +163,13 @@ def _check_algorithm(config: DictConfig) -> Iterable[str]:
         except Exception as error:  # Hydra wraps the dataclass's ValueError, whose text names key and value
             parts_ok = False
             cause = error.__cause__ or error
-            yield f"{PREFIX}: {cause}" if key != "algorithm" else problem(key, "...", str(cause), "fix that key")
+            if key == "algorithm":  # e.g. an unknown key: verl's trainer would fail on it the same way
+                yield problem(key, section._target_, str(cause).replace("\n", " "), "correct or remove that setting")
+            elif str(cause).startswith(key + "."):  # the dataclass's own range check names key and value
+                yield f"{PREFIX}: {cause}"
+            else:  # e.g. a value of the wrong type
+                values = {k: v for k, v in OmegaConf.to_container(section).items() if k != "_target_"}
+                yield problem(key, values, str(cause), "see the key's type and range in the README")
 
     band = algorithm.get("online_filter", None)
     band_on = band is not None and bool(band.get("enable", False))

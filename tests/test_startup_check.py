@@ -178,3 +178,18 @@ def test_recipes_declare_the_check_for_main_ppo():
 
     recipe = OmegaConf.load(os.path.join(os.path.dirname(root), "recipe", "onethinker.yaml"))
     assert recipe.hydra.callbacks.onethinker_startup_check._target_ == "onethinker_verl.startup_check.StartupCheck"
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("+algorithm.unknown_setting=1", "algorithm=onethinker_verl.advantage.config.OneThinkerAlgoConfig: "),
+        ("algorithm.ema_grpo.decay=abc", "algorithm.ema_grpo={'decay': 'abc'"),
+    ],
+)
+def test_what_verls_trainer_would_reject_is_refused_at_start_up(override, expected):
+    config = compose_recipe(*SAMPLE_DATA, "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+                            override)
+    with pytest.raises(StartupCheckError) as refused:
+        check_config(config)
+    assert len(refused.value.problems) == 1 and refused.value.problems[0].startswith(PREFIX + expected)
