@@ -119,6 +119,11 @@ def _check_data(config: DictConfig) -> Iterable[str]:
         yield problem("data.train_files", data.train_files, f"no such file: {', '.join(missing)}",
                       "point data.train_files at prepared parquet (data_prep/prepare_rl.py) or OneThinker JSON")
         return
+    # verl builds the validation dataset even when it never validates
+    missing_val = [path for path in _files(data.val_files) if not os.path.exists(path)]
+    if missing_val:
+        yield problem("data.val_files", data.val_files, f"no such file: {', '.join(missing_val)}",
+                      "point it at a prepared val.parquet, or leave it out: it follows data.train_files")
     try:
         rows, how = count_training_rows(data)
     except (OSError, ValueError) as error:  # the dataset's own start-up refusal (missing media, bad rows, ...)

@@ -134,6 +134,9 @@ def test_online_filter_without_refilling_is_refused():
 def test_missing_file_and_missing_media_are_refused_with_the_key(tmp_path):
     with pytest.raises(StartupCheckError, match=r"data.train_files=\S*nope.parquet: no such file"):
         check_config(compose_recipe(f"data.train_files={tmp_path / 'nope.parquet'}"))
+    with pytest.raises(StartupCheckError, match=r"data.val_files=\S*nope.parquet: no such file"):
+        check_config(compose_recipe(*SAMPLE_DATA, f"data.val_files={tmp_path / 'nope.parquet'}",
+                                    "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8"))
     # the dataset's own refusal (media_root not given, so the sample's relative media paths do not exist)
     with pytest.raises(StartupCheckError, match="point at missing media"):
         check_config(compose_recipe(f"data.train_files={SAMPLE}/rl_train.jsonl", f"+data.cache_dir={tmp_path}"))
