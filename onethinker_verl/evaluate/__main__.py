@@ -27,7 +27,12 @@ from onethinker_verl.evaluate.evaluation import (
     evaluate_predictions,
     predictions_from_outputs,
 )
-from onethinker_verl.evaluate.generation import add_generation_arguments, generate, settings_from_arguments
+from onethinker_verl.evaluate.generation import (
+    BackendUnavailable,
+    add_generation_arguments,
+    generate,
+    settings_from_arguments,
+)
 from onethinker_verl.evaluate.outputs import OutputFormatError, read_outputs
 
 logger = logging.getLogger("onethinker_verl.evaluate")
@@ -160,6 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "score":
         return _score(args)
+    try:
+        return _run_command(args)
+    except (BackendUnavailable, FileNotFoundError, ValueError) as exc:
+        # a missing backend, benchmark folder or input, or an output of another input: say so, no traceback
+        logger.error("%s", exc)
+        return 1
+
+
+def _run_command(args) -> int:
     if args.command == "generate":
         generate(args.inputs, args.out_dir, args.model, settings_from_arguments(args))
         return 0

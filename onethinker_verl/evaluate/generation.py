@@ -91,6 +91,10 @@ class MediaError(RuntimeError):
     """A row's image or video cannot be read or decoded."""
 
 
+class BackendUnavailable(RuntimeError):
+    """The chosen generation backend cannot run here (its package is missing)."""
+
+
 # ------------------------------------------------------------------------------------------ prompts
 
 
@@ -209,7 +213,7 @@ class VllmBackend:
             from transformers import AutoProcessor
             from vllm import LLM, SamplingParams
         except ImportError as exc:
-            raise RuntimeError(f"the vllm backend needs the vllm package (GPU): {exc}; use --backend hf otherwise") from None
+            raise BackendUnavailable(f"the vllm backend needs the vllm package (GPU): {exc}; use --backend hf otherwise") from None
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         torch.manual_seed(settings.seed)
         self.processor = AutoProcessor.from_pretrained(model_path)
