@@ -114,9 +114,9 @@ def test_reference_protocol_is_the_default_on_todays_jsonl(predictions, tmp_path
     assert report["charades"]["metrics"]["temporal grounding/tiou/R@0.5"] == 0.5
     assert report["refcoco_testA"]["metrics"]["spatial grounding/iou/mean"] == pytest.approx(0.5)
     assert report["got10k"]["metrics"]["tracking/miou_gt/mean"] == pytest.approx(0.5)
-    # image rows with masks and no answer at all (another segmenter's masks) are scored
-    assert report["refcoco_seg"]["metrics"]["image/gIoU"] == pytest.approx((1 / 3 + 1) / 2)
-    assert report["refcoco_seg"]["metrics"]["image/cIoU"] == pytest.approx((8 + 16) / (24 + 16))
+    # image rows whose (empty) answer has no prompt are left out, as the reference leaves them out, masks or not
+    assert report["refcoco_seg"]["meta"]["segmentation"]["left_out"] == {"no-prompts": 2}
+    assert "image/gIoU" not in report["refcoco_seg"]["metrics"]
     # video: frame 0 shifted (J 1/3, F 2/3 with the reference's boundary), frame 1 missing (0, 0); the frame
     # without ground truth does not count
     assert report["mevis"]["metrics"]["video/J"] == pytest.approx(1 / 6)

@@ -127,6 +127,9 @@ def test_suite_run_through_to_the_report(tiny_vl_checkpoint, tmp_path, caplog):
     metrics = json.loads(scored.read_text())["seg_refcoco"]["metrics"]
     assert metrics["image/gIoU"] == 1.0 and metrics["image/cIoU"] == 1.0 and metrics["segmentation/acc"] == 0.0
     assert "| `image/cIoU` | 100.0 |" in scored.with_suffix(".md").read_text()
+    rescored = json.loads((tmp_path / "scored_scored" / "seg_refcoco.json").read_text())  # per-row results
+    assert rescored["results"][0]["status"] == "ok" and rescored["results"][0]["reward"]["IoU"] == 1.0
+    assert rescored["avg_rewards"] == {"image/IoU": 1.0, "image/gIoU": 1.0, "image/cIoU": 1.0}
 
 
 def test_published_table_file_is_valid():

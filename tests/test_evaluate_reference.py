@@ -240,6 +240,8 @@ def test_image_gIoU_and_cIoU_leave_out_rows_without_prompts():
 def test_masks_from_another_segmenter_without_an_answer_are_scored():
     given = {**image_row(square(2, 2)), "output": None, "pred_masks": rle(square(2, 2))}
     assert score_segmentation_row(given, given["pred_masks"]) == ("ok", {"IoU": 1.0, "inter": 16, "union": 16})
+    empty_answer = {**given, "output": ""}  # the model answered nothing: no prompts, left out as in the reference
+    assert score_segmentation_row(empty_answer, empty_answer["pred_masks"]) == ("no-prompts", None)
 
 
 def test_image_masks_of_another_size_are_resized_nearest():

@@ -84,7 +84,9 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reference: OneThinker's eval_bench.py / seg_post_sam2.py metrics (default); "
                         "strict: the project's stricter variants (DAVIS J/F, first letter, tag normalisation)")
     parser.add_argument("--published", default=None, help="published-numbers YAML for the reference report")
-    parser.add_argument("--scored-dir", type=Path, default=None, help="reference protocol: also write each re-scored file here")
+    parser.add_argument("--scored-dir", type=Path, default=None,
+                        help="reference protocol: where each re-scored benchmark file (per-row accuracy, components, "
+                        "mask rewards) goes (default: <output stem>_scored/ beside --output)")
     parser.add_argument("--strict", action="store_true", help="strict protocol: fail on the first malformed line instead of skipping it")
 
 
@@ -106,8 +108,9 @@ def _score(args) -> int:
         from onethinker_verl.evaluate.report import headline_metric
         from onethinker_verl.evaluate.suite import score_files, write_report
 
+        scored_dir = args.scored_dir or args.output.parent / f"{args.output.stem}_scored"
         try:
-            scored = score_files(args.predictions, args.scored_dir)
+            scored = score_files(args.predictions, scored_dir)
         except (OSError, OutputFormatError) as exc:
             logger.error("%s", exc)
             return 1

@@ -34,6 +34,8 @@ LISTED_ROWS = 50
 # The reference names its benchmark files eval_<name>.json.
 BENCHMARK_FILE_PREFIX = "eval_"
 GENERATION_ERROR = "generation_error"
+# Mask metrics (the reference's SAM2 step) are named image/... and video/...
+MASK_METRIC_PREFIXES = ("image/", "video/")
 
 
 class OutputFormatError(ValueError):
@@ -60,7 +62,11 @@ class ScoredBenchmark:
     meta: dict
 
     def to_json(self) -> dict:
-        return {"results": self.results, "metrics": self.metrics, "meta": self.meta}
+        payload = {"results": self.results, "metrics": self.metrics, "meta": self.meta}
+        masks = {name: value for name, value in self.metrics.items() if name.startswith(MASK_METRIC_PREFIXES)}
+        if masks:
+            payload["avg_rewards"] = masks  # where the reference's SAM2 step puts them
+        return payload
 
 
 def benchmark_name_of(path: str | os.PathLike, meta: Mapping | None = None) -> str:

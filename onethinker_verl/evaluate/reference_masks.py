@@ -10,7 +10,8 @@ taken at k / fps seconds). The predicted masks are ``pred_masks``: one COCO RLE 
 Per row, as the reference does:
 - prompts are read from the answer (``predicted_answer_norm``, else ``prediction``, else the extracted
   ``output``); an image row whose answer has neither a box nor a point is left out (status
-  ``no-prompts``; masks handed in for a row without any answer, from another segmenter, are scored); a row whose prompts the reference cannot read (a non-numeric coordinate, NaN) is
+  ``no-prompts``, also when masks are given; masks given for a row whose ``output``, ``prediction`` and
+  ``predicted_answer_norm`` are all null or absent, i.e. another segmenter's, are scored); a row whose prompts the reference cannot read (a non-numeric coordinate, NaN) is
   left out with status ``error: ...``; a video row with ``fps`` <= 0 (``bad-fps``) or no frame list
   (``no-frames-list``) is left out; every left-out row is counted;
 - masks are compared at ``H x W``; a mask of another size is resized (nearest neighbour);
@@ -137,6 +138,14 @@ def _pixel_points(points: Any, width: int, height: int) -> np.ndarray:
     return np.array(pixels, dtype=np.float32) if pixels else np.zeros((0, 2), dtype=np.float32)
 
 
+_ANSWER_KEYS = ("predicted_answer_norm", "prediction", "output")
+
+
+def has_answer(row: Mapping) -> bool:
+    """Whether the row holds a model answer at all (an empty one counts; null or absent does not)."""
+    return any(row.get(key) is not None for key in _ANSWER_KEYS)
+
+
 def answer_text(row: Mapping) -> Any:
     """The answer the SAM2 step reads: ``predicted_answer_norm``, else ``prediction``, else from ``output``."""
     for key in ("predicted_answer_norm", "prediction"):
@@ -254,8 +263,8 @@ def score_segmentation_row(row: Mapping, pred_masks: Any) -> tuple[str, dict | N
         truth = ground_truth_of(row)
         prompts = read_prompts(answer_text(row), truth.width, truth.height)
         if data_type == "image":
-            # Masks handed in without any model answer (another segmenter) are scored as they are.
-            if prompts.empty and (pred_masks is None or answer_text(row)):
+            # Masks handed in for a row without any model answer (another segmenter's) are scored as they are.
+            if prompts.empty and (pred_masks is None or has_answer(row)):
                 return "no-prompts", None
             return STATUS_OK, _image_reward(truth, pred_masks)
         if truth.fps <= 0:
