@@ -127,3 +127,15 @@ def test_image_is_a_one_frame_video_resized_to_the_row_resolution(tmp_path, segm
     no_prompt["pred_masks"] = masks_for_row(no_prompt, segmenter, str(tmp_path))
     assert no_prompt["pred_masks"] is None
     assert score_benchmark(BenchmarkOutput("img", [no_prompt])).results[0]["status"] == "no-prompts"
+
+
+def test_an_image_that_cannot_be_opened_is_left_out_and_counted(tmp_path, segmenter):
+    from onethinker_verl.evaluate.sam2_bridge import ImageUnreadable
+
+    row = {"problem_type": "segmentation", "data_type": "image", "path": "missing.png", "solution": "{}",
+           "resolution": {"width": SIZE, "height": SIZE}, "output": "<answer>" + json.dumps(ANSWER) + "</answer>",
+           "segmentation_output": {"segmentation_rle": rle(square_mask())}}
+    with pytest.raises(ImageUnreadable, match="image-open-fail"):
+        masks_for_row(row, segmenter, str(tmp_path))
+    scored = score_benchmark(BenchmarkOutput("img", [{**row, "status": "image-open-fail: gone", "reward": None}]))
+    assert scored.meta["segmentation"]["left_out"] == {"image-open-fail": 1} and "image/gIoU" not in scored.metrics

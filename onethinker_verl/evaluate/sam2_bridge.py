@@ -19,8 +19,8 @@ The masks are written into the row as ``pred_masks`` (image: one COCO RLE; video
 the file is re-scored (:func:`~onethinker_verl.evaluate.outputs.score_benchmark`). Unlike the reference,
 a frame folder whose frame count or frame size does not match the row's ``frames`` / ``resolution`` is a
 loud error naming the row (the reference would silently score the mismatched frames as empty). Rows the
-reference leaves out (no prompts on an image, bad fps, no frame list, unreadable prompts) get no masks and
-are left out the same way when scored. Without the ``sam2`` package the command exits with code 3.
+reference leaves out (no prompts on an image, an image that cannot be opened, bad fps, no frame list,
+unreadable prompts) get no masks and are left out the same way when scored. Without the ``sam2`` package the command exits with code 3.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ FRAME_SUFFIX = ".jpg"
 
 class FrameMismatchError(RuntimeError):
     """A video's frame folder does not match the row's frame list or resolution."""
+
+
+class ImageUnreadable(RuntimeError):
+    """A segmentation row's image cannot be opened; the row is left out (status ``image-open-fail``)."""
 
 
 def sam2_available() -> bool:
@@ -116,8 +120,11 @@ class Sam2VideoSegmenter:
         from PIL import Image
 
         with tempfile.TemporaryDirectory(prefix="sam2_image_") as folder:
-            with Image.open(image_path) as opened:
-                image = opened.convert("RGB")
+            try:
+                with Image.open(image_path) as opened:
+                    image = opened.convert("RGB")
+            except OSError as exc:
+                raise ImageUnreadable(f"image-open-fail: {exc}") from None
             if image.size != (width, height):
                 image = image.resize((width, height), Image.BILINEAR)
             image.save(Path(folder) / f"{0:06d}{FRAME_SUFFIX}")
@@ -182,6 +189,11 @@ def run_sam2(outputs: list[str | os.PathLike], checkpoint: str, config: str, med
                     masks = masks_for_row(row, segmenter, media_root)
                 except FrameMismatchError as exc:
                     raise FrameMismatchError(f"{path}, row {index + 1} (problem_id {row.get('problem_id')!r}): {exc}") from None
+                except ImageUnreadable as exc:
+                    # left out of the mask metrics and counted, as the reference's SAM2 step does
+                    logger.warning("%s, row %d: %s", path, index + 1, exc)
+                    row["status"], row["reward"] = str(exc), None
+                    continue
             # None: no mask, so the row is scored (or left out) as the reference treats it.
             row["pred_masks"] = masks
         scored = score_benchmark(benchmark)
