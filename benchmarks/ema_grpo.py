@@ -38,6 +38,11 @@ from verl.utils.config import omega_conf_to_dataclass
 from _spec_ema_grpo import SpecEmaGrpo
 
 from onethinker_verl.advantage import ema_grpo
+from onethinker_verl.glue.task_identity import provide_tasks_in_legacy_compute_advantage
+
+# What a legacy trainer built with algorithm.adv_estimator=ema_grpo installs: the batch's extra_info reaches
+# the estimator through verl's compute_advantage.
+provide_tasks_in_legacy_compute_advantage()
 
 # (problem_type, data_type, reward kind): 11 pairs, 10 task keys (multiple choice covers image and video).
 TASKS = [

@@ -35,6 +35,11 @@ from verl.trainer.ppo import ray_trainer  # noqa: E402
 from verl.utils.config import omega_conf_to_dataclass  # noqa: E402
 
 from onethinker_verl.advantage import ema_grpo  # noqa: E402
+from onethinker_verl.glue.task_identity import provide_tasks_in_legacy_compute_advantage  # noqa: E402
+
+# What a legacy trainer built with algorithm.adv_estimator=ema_grpo installs: the batch's extra_info reaches
+# the estimator through verl's compute_advantage.
+provide_tasks_in_legacy_compute_advantage()
 
 GROUP_SIZE = 8
 RESPONSE_LEN = 4

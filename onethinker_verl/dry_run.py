@@ -187,8 +187,8 @@ def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> Dry
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
     from verl.utils.dataset.rl_dataset import collate_fn
 
-    from onethinker_verl.advantage.ema_grpo import pop_step_metrics
     from onethinker_verl.data.sample import sample_file
+    from onethinker_verl.glue.install import install_onethinker_glue
     from onethinker_verl.resolvers import bundled_sample_path
     from onethinker_verl.startup_check import check_config
 
@@ -232,11 +232,11 @@ def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> Dry
         raise RuntimeError(f"the dry run has no policy to generate {num_prompts} more prompts")
 
     trainer._add_prompts_to_generate = no_generation
-    replay_buffer = trainer._build_replay_buffer()
-    sampled, metrics = replay_buffer.sample(global_steps=1, partition_id="train", batch_size=kept_groups)
+    trainer.replay_buffer = trainer._build_replay_buffer()
+    install_onethinker_glue(trainer)  # what PPOTrainer.__init__ does with the plugin loaded
+    sampled, metrics = trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=kept_groups)
     trainer._compute_advantage(sampled, metrics)
     stored = tq.kv_batch_get(keys=sampled.keys, partition_id="train", select_fields=["advantages"])["advantages"]
-    metrics.update(pop_step_metrics())
     tq.kv_clear(keys=list(sampled.keys), partition_id="train")
     return DryRunResult(
         config=config,

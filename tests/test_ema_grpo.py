@@ -1,4 +1,9 @@
-"""EMA-GRPO through verl's own compute_advantage, against a literal (loop-based) reading of the spec."""
+"""EMA-GRPO through verl's own compute_advantage, against a literal (loop-based) reading of the spec.
+
+The legacy trainer's glue is installed the way a legacy ``RayPPOTrainer`` built with ``ema_grpo`` installs it
+(:func:`onethinker_verl.glue.install.install_onethinker_glue`), so verl's module-level ``compute_advantage``
+and ``compute_data_metrics`` are the ones that trainer's ``fit`` calls.
+"""
 
 import numpy as np
 import pytest
@@ -11,6 +16,7 @@ from verl.utils.config import omega_conf_to_dataclass
 
 from onethinker_verl.advantage import ema_grpo
 from onethinker_verl.advantage.config import OneThinkerAlgoConfig
+from onethinker_verl.glue.install import install_onethinker_glue
 
 from _spec_ema_grpo import SpecEmaGrpo  # the literal reference of the spec
 from conftest import compose_recipe
@@ -65,6 +71,16 @@ def mixed_batch(rng, step, groups_per_task=3, n=8):
     )
     expected_scores = token_level_rewards.sum(-1).double().tolist()
     return data, expected_scores, [problem_types[i] for i in order], [data_types[i] for i in order]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def legacy_trainer_glue():
+    """What building a legacy trainer with the recipe (trainer.use_v1=false, no online filter) installs."""
+    trainer = ray_trainer.RayPPOTrainer.__new__(ray_trainer.RayPPOTrainer)
+    trainer.config = compose_recipe("trainer.use_v1=false", "algorithm.online_filter.enable=false")
+    needs = install_onethinker_glue(trainer)
+    assert needs.ema_grpo and needs.onethinker_reward and not needs.online_filter
+    return trainer
 
 
 @pytest.fixture(autouse=True)
@@ -143,11 +159,47 @@ def test_per_task_metrics_reach_verl_step_metrics():
     assert ema_grpo.pop_step_metrics() == {}, "metrics are logged once per step"
 
 
-def test_singleton_group_is_an_error():
-    data, *_ = mixed_batch(np.random.default_rng(4), 0)
-    data.non_tensor_batch["uid"][0] = "lonely"
-    with pytest.raises(ValueError, match="at least 2 samples"):
-        ray_trainer.compute_advantage(data, adv_estimator="ema_grpo", config=algorithm_config())
+def test_one_sample_group_gets_zero_advantage_and_is_counted():
+    """A group whose siblings' sessions failed: advantage 0 on every token, counted, its score still in the
+    moments (the spec's reference gives the same on this batch)."""
+    data, scores, problem_types, data_types = mixed_batch(np.random.default_rng(4), 0)
+    uids = list(data.non_tensor_batch["uid"])
+    siblings = [i for i in range(1, len(uids)) if uids[i] == uids[0]]
+    keep = np.array([i for i in range(len(uids)) if i not in siblings])  # row 0's group keeps only row 0
+    data = data.select_idxs(keep)
+    out = ray_trainer.compute_advantage(data, adv_estimator="ema_grpo", config=algorithm_config())
+    lonely = list(data.non_tensor_batch["uid"]).index(uids[0])
+    assert torch.count_nonzero(out.batch["advantages"][lonely]) == 0
+    assert ema_grpo.pop_step_metrics()["ema_grpo/singleton_groups"] == 1.0
+    spec = SpecEmaGrpo()
+    expected = spec.step([scores[i] for i in keep], list(data.non_tensor_batch["uid"]), [problem_types[i] for i in keep], [data_types[i] for i in keep])
+    got = out.batch["advantages"].double().sum(-1) / data.batch["response_mask"].double().sum(-1)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+    moments = ema_grpo.TASK_MOMENTS.state_dict()
+    assert moments.keys() == spec.moments.keys()
+    for key, (m1, m2) in spec.moments.items():
+        assert moments[key] == pytest.approx([m1, m2], abs=1e-12)
+
+
+def test_padding_rows_get_zero_advantage_and_stay_out_of_moments_and_metrics():
+    """Rows marked as padding (copies of row 0's task, zero reward, one shared uid, an ``is_padding`` column)
+    change nothing for the real rows. (The v1 trainer's padding, made by verl's own code, is tested in
+    test_v1_trainer_glue.py.)"""
+    data, scores, problem_types, data_types = mixed_batch(np.random.default_rng(8), 0)
+    real_count = len(data)
+    pads = data.select_idxs(np.zeros(3, dtype=np.int64))  # verl's pad rows copy the first row's fields
+    pads.batch["token_level_rewards"].zero_()
+    pads.non_tensor_batch["uid"] = np.array(["padcafe"] * 3, dtype=object)
+    padded = DataProto.concat([data, pads])
+    padded.non_tensor_batch["is_padding"] = np.arange(len(padded)) >= real_count
+    out = ray_trainer.compute_advantage(padded, adv_estimator="ema_grpo", config=algorithm_config())
+    padded_metrics, padded_moments = ema_grpo.pop_step_metrics(), ema_grpo.TASK_MOMENTS.state_dict()
+    assert torch.count_nonzero(out.batch["advantages"][real_count:]) == 0
+    ema_grpo.TASK_MOMENTS.reset()
+    alone = ray_trainer.compute_advantage(data, adv_estimator="ema_grpo", config=algorithm_config())
+    assert torch.equal(out.batch["advantages"][:real_count], alone.batch["advantages"])
+    assert padded_moments == ema_grpo.TASK_MOMENTS.state_dict()
+    assert padded_metrics == ema_grpo.pop_step_metrics()
 
 
 def test_missing_task_is_an_error_naming_the_sample():

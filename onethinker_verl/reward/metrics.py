@@ -8,14 +8,18 @@ How verl 0.9.1 uses a reward manager's ``reward_extra_info`` (both the v1 and th
   ``accuracy/tracking`` that are ``None`` for items of other tasks, so those means cover that task only.
 * Training: neither trainer turns reward extra info into step metrics (only the GDPO estimator's own keys).
   :func:`per_task_reward_metrics` computes them from the ``task`` column and the part columns; the trainer
-  glue adds its result to the step metrics.
+  glue (:mod:`onethinker_verl.glue.step_metrics`, or :mod:`onethinker_verl.glue.online_filter` over every
+  scored group, kept and dropped, when the online filter is on) adds its result to the step metrics.
 """
 
 import math
+import numbers
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Optional
+
+import numpy as np
 
 from onethinker_verl.data.tasks import PROBLEM_TYPES
 
@@ -46,31 +50,38 @@ def per_task_reward_metrics(reward_extra_infos: Mapping[str, Sequence[Any]]) -> 
 
     Args:
         reward_extra_infos: Column-wise reward extra info of one batch (lists or numpy arrays), holding the
-            manager's ``task`` column and the columns of :data:`REWARD_PARTS`. Items whose value is ``None``
-            or NaN for a part are left out of that part's mean.
+            manager's ``task`` column and the columns of :data:`REWARD_PARTS`. Items whose value for a part
+            is ``None``, NaN or not a number (another reward function's string, say) are left out of that
+            part's mean, as verl's validation metrics leave out strings.
 
     Returns:
         An empty dict when the batch carries no ``task`` column (another reward manager was used).
     """
     if "task" not in reward_extra_infos:
         return {}
-    tasks = list(reward_extra_infos["task"])
+    tasks = [str(task) for task in reward_extra_infos["task"]]
     metrics: dict[str, float] = {}
-    counts: dict[str, int] = defaultdict(int)
-    for task in tasks:
-        counts[str(task)] += 1
-    for task, count in counts.items():
+    for task, count in Counter(tasks).items():
         metrics[f"reward/count/{task}"] = float(count)
     for part in REWARD_PARTS:
         if part not in reward_extra_infos:
             continue
         values_by_task: dict[str, list[float]] = defaultdict(list)
         for task, value in zip(tasks, reward_extra_infos[part], strict=True):
-            if value is None:
-                continue
-            value = float(value)
-            if not math.isnan(value):
-                values_by_task[str(task)].append(value)
+            value = numeric_value(value)
+            if value is not None:
+                values_by_task[task].append(value)
         for task, values in values_by_task.items():
             metrics[f"reward/{part}/{task}"] = sum(values) / len(values)
     return metrics
+
+
+def numeric_value(value: Any) -> Optional[float]:
+    """``value`` as a float (booleans as 0/1), or None for None, NaN and anything that is not a real number."""
+    if not isinstance(value, (numbers.Real, np.bool_, np.number)):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value

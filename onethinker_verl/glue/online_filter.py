@@ -1,0 +1,152 @@
+"""OneThinker's accuracy-band group filter inside verl 0.9.1's v1 replay buffer.
+
+verl's v1 ``ReplayBuffer`` (``algorithm.filter_groups``) evicts finished groups whose metric is identical
+across the group (``ReplayBuffer._dapo_filtered_keys``) and refills them. With
+``algorithm.online_filter.enable`` the replay buffer of one trainer object gets, in place of that method,
+OneThinker's band rule (:mod:`onethinker_verl.online_filter`): a group is evicted unless
+``low < mean(metric) < high``. Unlike verl's rule it also checks the groups with failed sessions (over the
+trajectories that did finish); it enforces ``filter_groups.max_num_gen_batches`` (verl's v1 buffer ignores
+it), charging one generation batch per ``train_batch_size`` replaced groups as the reference does; and its
+``sample`` reports per-step metrics: kept/dropped/failed group counts (overall and per task) and the
+per-task reward metrics over every scored group, kept and dropped. The legacy trainer has no group
+filtering: the start-up check refuses the band there, and building a legacy trainer with it is an error.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Optional
+
+from onethinker_verl.glue.method_wrapping import wrap_attribute
+from onethinker_verl.glue.trajectory_fields import reward_extra_info_of
+from onethinker_verl.online_filter import GroupDecision, OnlineFilterState, band_decision
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_PARTITION = "val"
+
+
+def online_filter_settings(algorithm: Any) -> Optional[Any]:
+    """``algorithm.online_filter`` when it is enabled, else None."""
+    section = algorithm.get("online_filter", None)
+    return section if section is not None and section.get("enable", False) else None
+
+
+def attach_online_filter(buffer: Any, config: Any) -> OnlineFilterState:
+    """Give this v1 replay buffer OneThinker's band filter (``algorithm.online_filter`` must be enabled)."""
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    band = online_filter_settings(config.algorithm)
+    filter_groups = config.algorithm.get("filter_groups", None)
+    if filter_groups is None or not filter_groups.get("enable", False):
+        raise ValueError(
+            "algorithm.online_filter.enable=true needs algorithm.filter_groups.enable=true (with metric=accuracy): "
+            "verl's group filtering is what replaces dropped groups with fresh prompts"
+        )
+    if not isinstance(buffer, replay_buffer.ReplayBuffer) or buffer.filter_groups_metric is None:
+        raise ValueError(
+            "algorithm.online_filter works with verl's built-in v1 replay buffer; a custom sampler "
+            "(trainer.v1.sampler.custom_sampler) must implement its own filtering"
+        )
+    state = OnlineFilterState(
+        metric=buffer.filter_groups_metric,
+        low=float(band.get("low")),
+        high=float(band.get("high")),
+        max_gen_batches=int(filter_groups.get("max_num_gen_batches", 0) or 0),
+        train_batch_size=int(config.data.train_batch_size),
+    )
+    replaces_failed_groups = isinstance(buffer, replay_buffer.ReplayBufferAsync) or buffer.sync_refill_failed_groups
+    batch_size_of_step = {"value": state.train_batch_size}
+
+    def make_filtered_keys(dapo_filtered_keys: Callable) -> Callable:
+        def band_filtered_keys(partition_id):
+            if partition_id == VALIDATION_PARTITION:
+                return dapo_filtered_keys(partition_id)
+            dropped = decide_new_groups(buffer, state, partition_id, replaces_failed_groups)
+            decisions = state.decisions[partition_id]
+            terminal = buffer.finished_keys[partition_id] | buffer.failure_keys[partition_id]
+            lost = state.empty_failed[partition_id] if replaces_failed_groups else set()
+            state.check_budget(len(terminal - dropped.keys() - lost), batch_size_of_step["value"])
+            # verl's filtered-reward table expects {metric value: group count}.
+            return set(dropped), Counter(round(decisions[uid].mean, 4) for uid in dropped)
+
+        return band_filtered_keys
+
+    def make_sample(sample: Callable) -> Callable:
+        def sample_with_online_filter(global_steps, partition_id, batch_size, *args, **kwargs):
+            if partition_id == VALIDATION_PARTITION:
+                return sample(global_steps, partition_id, batch_size, *args, **kwargs)
+            state.start_step()
+            batch_size_of_step["value"] = batch_size
+            batch, metrics = sample(global_steps, partition_id, batch_size, *args, **kwargs)
+            decisions = state.decisions.get(partition_id, {})
+            kept = {key.split("_")[0] for key in batch.keys}
+            metrics.update(state.pop_step_metrics([decisions[uid].task for uid in kept if uid in decisions]))
+            return batch, metrics
+
+        return sample_with_online_filter
+
+    def make_refill(refill: Callable) -> Callable:
+        def refill_counted(num_prompts):
+            state.prompts_dispatched += num_prompts
+            return refill(num_prompts)
+
+        return refill_counted
+
+    wrap_attribute(buffer, "_dapo_filtered_keys", make_filtered_keys)
+    wrap_attribute(buffer, "sample", make_sample)
+    wrap_attribute(buffer, "refill_fn", make_refill)
+    logger.info(
+        "onethinker-verl: online filter keeps groups with %s < mean %s < %s, at most %s generation batches per step "
+        "(algorithm.filter_groups.max_num_gen_batches, enforced here)",
+        state.low,
+        state.metric,
+        state.high,
+        state.max_gen_batches if state.max_gen_batches > 0 else "unlimited",
+    )
+    return state
+
+
+def decide_new_groups(buffer: Any, state: OnlineFilterState, partition_id: str, replaces_failed: bool) -> dict:
+    """Classify the terminal groups of ``partition_id`` not decided yet (one TransferQueue read); return
+    ``{uid: decision}`` of every decided group that is dropped."""
+    import transfer_queue as tq
+
+    decisions = state.decisions.setdefault(partition_id, {})
+    empty_failed = state.empty_failed.setdefault(partition_id, set())
+    finished, failed = buffer.finished_keys[partition_id], buffer.failure_keys[partition_id]
+    terminal = finished | failed
+    for uid in decisions.keys() - terminal:  # evicted or trained on: forget
+        del decisions[uid]
+    empty_failed &= terminal
+    new = terminal - decisions.keys() - empty_failed
+    # Trajectory keys are {uid}_{session}_{index}; verl splits them the same way.
+    keys = [key for key in buffer.partitions[partition_id] if key.split("_")[0] in new]
+    infos_by_uid: dict[str, list[dict]] = {}
+    if keys:
+        data = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_fields"])
+        for key, extra_fields in zip(keys, list(data["extra_fields"]), strict=True):
+            info = reward_extra_info_of(extra_fields)
+            if state.metric not in info:
+                raise RuntimeError(
+                    f"online filter: trajectory {key} has no {state.metric!r} in its reward_extra_info "
+                    f"(keys: {sorted(info)}); use reward.reward_manager.name=onethinker or set "
+                    "algorithm.filter_groups.metric to a key the reward manager reports"
+                )
+            infos_by_uid.setdefault(key.split("_")[0], []).append(info)
+    for uid in new:
+        infos = infos_by_uid.get(uid)
+        if not infos:
+            if uid in failed:  # every session failed: nothing to score
+                empty_failed.add(uid)
+                state.record_empty_failed_group(replaced=replaces_failed)
+                continue
+            raise RuntimeError(f"online filter: finished prompt group {uid} has no trajectories to classify")
+        values = [float(info[state.metric]) for info in infos]
+        decision = band_decision(values, state.low, state.high)
+        group = GroupDecision(
+            dropped=decision, mean=sum(values) / len(values), task=str(infos[0].get("task", "unknown")), failed=uid in failed
+        )
+        decisions[uid] = group
+        state.record_group(group, infos)
+    return {uid: group for uid, group in decisions.items() if group.dropped is not None}
