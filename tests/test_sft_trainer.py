@@ -28,7 +28,8 @@ FAMILIES = ("qwen3_vl", "qwen2_5_vl")
 # saved checkpoint (Qwen3-VL saves "model.visual.*", Qwen2.5-VL its original layout "visual.*").
 FROZEN = re.compile(r"(^|\.)visual\.(patch_embed|blocks|merger)\.")
 VISUAL = re.compile(r"(^|\.)visual\.")
-# The CPU has no flash-attention: sdpa, and no padding-free packing (verl packs through flash-attention).
+# The CPU has no flash-attention: sdpa, and no padding-free packing (verl's packed Qwen2.5-VL attention calls
+# flash-attention).
 CPU_OVERRIDES = ("trainer.device=cpu", "model.use_remove_padding=false", "model.override_config.attn_implementation=sdpa")
 
 
