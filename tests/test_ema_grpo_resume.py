@@ -1,12 +1,17 @@
 """EMA-GRPO moments survive verl's checkpoint / resume: N steps, verl's ``_save_checkpoint``, a fresh
-process that resumes with verl's ``_load_checkpoint`` and runs M more steps, against N + M steps in one go.
+process that resumes with verl's ``_load_checkpoint`` and runs M more steps, against N + M steps in one go;
+the moments file is written before verl's ``latest_checkpointed_iteration.txt`` marker (a save interrupted
+at the marker leaves it in place), and a checkpoint without readable moments is an error on resume (or,
+when allowed, a warned fresh start).
 
-The trainer is verl's v1 ``PPOTrainerSync`` without its GPU workers: its worker group and dataloader are
-stand-ins that record the save / load calls (model weights are not this package's business), everything
-else in the save and load paths is verl's own code plus this package's glue.
+The trainer is verl's v1 ``PPOTrainerSync`` built by its own ``__init__`` (which installs the glue) without
+its GPU workers: its worker group and dataloader are stand-ins that record the save / load calls (model
+weights are not this package's business), everything else in the save and load paths is verl's own code
+plus this package's glue.
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,24 +20,29 @@ import textwrap
 import numpy as np
 import torch
 import verl  # noqa: F401
+import pytest
 from verl.trainer.ppo import ray_trainer
 from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from conftest import REPO_ROOT, compose_recipe
 from onethinker_verl.advantage import ema_grpo
-from onethinker_verl.verl_glue import EMA_STATE_FILE
+from onethinker_verl.advantage.sample_data import provide_sample_data
+from onethinker_verl.glue.ema_checkpoint import EMA_STATE_FILE, EmaStateError
 from test_ema_grpo import mixed_batch
 
 N_STEPS, M_STEPS = 3, 2
 
 
 class RecordingWorkerGroup:
+    """Records saves and loads, and whether the moments file was already in the step folder at each save."""
+
     def __init__(self):
         self.calls = []
 
     def save_checkpoint(self, local_path, *args, **kwargs):
-        self.calls.append(("save", local_path))
+        moments_file = os.path.join(os.path.dirname(local_path), EMA_STATE_FILE)
+        self.calls.append(("save", local_path, os.path.exists(moments_file)))
 
     def load_checkpoint(self, local_path, *args, **kwargs):
         self.calls.append(("load", local_path))
@@ -46,12 +56,26 @@ class StatelessLoader:
         assert state == {}
 
 
-def trainer_without_workers(checkpoint_dir):
-    trainer = PPOTrainerSync.__new__(PPOTrainerSync)
-    trainer.config = compose_recipe(f"trainer.default_local_dir={checkpoint_dir}", "trainer.resume_mode=auto")
-    trainer.trainer_mode, trainer.use_critic = "sync", False
+class MarkerCheckingCallback(CheckpointCallback):
+    """verl's checkpoint callback hook (``trainer.checkpoint_callback_class``): runs right after verl wrote
+    its marker; records whether the moments file was there."""
+
+    seen = []
+
+    def on_save(self, trainer, global_step, checkpoint_dir, async_save=False, **kwargs):
+        self.seen.append((global_step, os.path.exists(os.path.join(checkpoint_dir, EMA_STATE_FILE))))
+
+
+def trainer_without_workers(checkpoint_dir, *overrides):
+    trainer = PPOTrainerSync(
+        compose_recipe(
+            f"trainer.default_local_dir={checkpoint_dir}",
+            "trainer.resume_mode=auto",
+            "++trainer.checkpoint_callback_class=test_ema_grpo_resume.MarkerCheckingCallback",
+            *overrides,
+        )
+    )
     trainer.actor_rollout_wg, trainer.train_dataloader = RecordingWorkerGroup(), StatelessLoader()
-    trainer.checkpoint_callback = CheckpointCallback(trainer.config)
     return trainer
 
 
@@ -60,7 +84,8 @@ def advantages_of_steps(first_step, last_step, config):
     out = []
     for step in range(first_step, last_step):
         data, *_ = mixed_batch(np.random.default_rng(1000 + step), step)
-        data = ray_trainer.compute_advantage(data, adv_estimator="ema_grpo", config=config)
+        with provide_sample_data(data.non_tensor_batch):
+            data = ray_trainer.compute_advantage(data, adv_estimator="ema_grpo", config=config)
         out.append(data.batch["advantages"].sum(-1).tolist())  # one value per sample (masked sum)
     return out
 
@@ -109,12 +134,61 @@ def test_resumed_run_continues_bit_for_bit(tmp_path):
     np.testing.assert_allclose(np.array(resumed["advantages"]), np.array(uninterrupted[N_STEPS:]), rtol=0, atol=1e-6)
 
 
-def test_resume_without_saved_moments_warns(tmp_path, caplog):
+def test_moments_are_written_before_verls_marker_and_a_save_interrupted_there_keeps_the_old_marker(tmp_path):
+    ema_grpo.TASK_MOMENTS.reset()
+    config = compose_recipe().algorithm
+    advantages_of_steps(0, 2, config)
+    moments_at_2 = ema_grpo.TASK_MOMENTS.state_dict()
     trainer = trainer_without_workers(tmp_path)
+    MarkerCheckingCallback.seen.clear()
+    trainer.global_steps = 2
+    trainer._save_checkpoint()
+    assert trainer.actor_rollout_wg.calls == [("save", str(tmp_path / "global_step_2" / "actor"), True)]
+    assert MarkerCheckingCallback.seen == [(2, True)]
+    advantages_of_steps(2, 3, config)
+    # Interrupt step 3's save exactly at verl's marker write: the marker path cannot be opened for writing.
+    marker = tmp_path / "latest_checkpointed_iteration.txt"
+    marker.unlink()
+    marker.mkdir()
+    trainer.global_steps = 3
+    with pytest.raises(IsADirectoryError):
+        trainer._save_checkpoint()
+    assert (tmp_path / "global_step_3" / EMA_STATE_FILE).exists(), "written before verl's marker"
+    assert MarkerCheckingCallback.seen == [(2, True)], "the callback never ran for the interrupted save"
+    marker.rmdir()
+    marker.write_text("2")  # what the marker still says after a crash between the writes
+    ema_grpo.TASK_MOMENTS.reset()
+    resumed = trainer_without_workers(tmp_path)
+    resumed._load_checkpoint()
+    assert resumed.global_steps == 2
+    assert ema_grpo.TASK_MOMENTS.state_dict() == moments_at_2
+
+
+def checkpoint_with_moments_file(tmp_path, content):
     (tmp_path / "global_step_2").mkdir()
     (tmp_path / "latest_checkpointed_iteration.txt").write_text("2")
     torch.save({}, tmp_path / "global_step_2" / "data.pt")
-    with caplog.at_level("WARNING"):
+    if content is not None:
+        (tmp_path / "global_step_2" / EMA_STATE_FILE).write_text(content)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, '{"format": 1, "global_step": 2, "task_moments": {"tracking": [0.5', '{"format": 1, "global_step": 7, "task_moments": {}}'],
+    ids=["missing", "truncated", "other-step"],
+)
+def test_resume_without_readable_moments_is_an_error(tmp_path, content):
+    checkpoint_with_moments_file(tmp_path, content)
+    with pytest.raises(EmaStateError, match="allow_fresh_moments_on_resume=true"):
+        trainer_without_workers(tmp_path)._load_checkpoint()
+
+
+def test_resume_with_fresh_moments_allowed_warns(tmp_path, caplog):
+    checkpoint_with_moments_file(tmp_path, "not json")
+    ema_grpo.TASK_MOMENTS.load_state_dict({"tracking": [0.5, 0.3]})
+    trainer = trainer_without_workers(tmp_path, "algorithm.ema_grpo.allow_fresh_moments_on_resume=true")
+    with caplog.at_level(logging.WARNING):
         trainer._load_checkpoint()
     assert trainer.global_steps == 2
-    assert any(EMA_STATE_FILE in record.getMessage() for record in caplog.records)
+    assert ema_grpo.TASK_MOMENTS.state_dict() == {}
+    assert any(EMA_STATE_FILE in r.getMessage() and "restart" in r.getMessage() for r in caplog.records)
