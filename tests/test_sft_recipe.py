@@ -136,3 +136,19 @@ def test_launch_scripts_run_torchrun_with_the_recipe(tmp_path):
     ).stdout.splitlines()[-1]
     for part in ("--nnodes=4", "--node_rank=1", "--master_addr=10.0.0.1", "trainer.nnodes=4", "data.train_batch_size=32"):
         assert part in multi
+
+
+def test_plugin_installs_the_freezing_glue_when_verl_imports_its_engine_workers(tmp_path):
+    """In a fresh process: nothing of the glue before verl's engine workers are imported, installed after."""
+    import sys
+
+    script = (
+        "import sys, verl\n"
+        "assert 'onethinker_verl.sft.freeze' not in sys.modules\n"
+        "import verl.workers.engine_workers\n"
+        "from verl.workers.engine.fsdp.transformer_impl import FSDPEngine\n"
+        "print(getattr(FSDPEngine, '_onethinker_freezing', False))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "True"

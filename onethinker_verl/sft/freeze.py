@@ -18,8 +18,9 @@ verl 0.9.1 has no working switch for this: ``actor.freeze_vision_tower`` is decl
 Which modules are frozen follows LLaMA-Factory, which ran the reference SFT (``freeze_vision_tower: true``,
 ``freeze_multi_modal_projector: true``): per model family a list of vision-tower modules and one projector.
 For Qwen3-VL that leaves ``visual.pos_embed`` and the deepstack mergers trainable, as in the reference.
-Installed lazily by the plugin (when verl imports ``verl.workers.engine_workers``) or by :func:`install`;
-a run without the keys pays one attribute lookup.
+Installed lazily by the plugin (when verl imports ``verl.workers.engine_workers``), and by the config class
+itself when it is built with a freezing key set (so the keys are never ignored, even with verl's plugin loading
+off); a run without the keys pays one attribute lookup.
 """
 
 import logging
@@ -70,6 +71,10 @@ class HFModelConfigWithFreezing(HFModelConfig):
                 raise ValueError(f"model.{key} must be true or false, got {getattr(self, key)!r}")
         if not all(isinstance(name, str) and name.strip(".") for name in self.freeze_modules):
             raise ValueError(f"model.freeze_modules must be a list of dotted module paths, got {self.freeze_modules!r}")
+        if self.freeze_vision_tower or self.freeze_multi_modal_projector or self.freeze_modules:
+            # The plugin installs the wrappers when verl imports its engine workers; installing here as well
+            # keeps the keys honoured in a process where verl's plugin loading is off (VERL_USE_EXTERNAL_PLUGINS).
+            install()
 
 
 def frozen_module_paths(model_config) -> tuple[str, ...]:
