@@ -51,6 +51,7 @@ ours = lambda: sorted(m for m, mod in sys.modules.items() if m.split(".")[0] == 
 result = {"loaded_before_verl": ours()}
 import verl
 result["loaded_after_verl"] = ours()
+result["verl_modules_after_import"] = sorted(m for m in sys.modules if m.split(".")[0] == "verl")
 result["records"] = records
 
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn
@@ -67,6 +68,11 @@ try:
     result["reward_manager_is_base"] = issubclass(cls, RewardManagerBase)
 except Exception as exc:
     result["reward_manager_error"] = repr(exc)
+
+import verl.trainer.ppo.v1.trainer_sync  # the trainers: their glue installs on import
+from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+result["trainer_inits_wrapped"] = [bool(getattr(c.__init__, "__onethinker_wrapped__", None)) for c in (PPOTrainer, RayPPOTrainer)]
 print("PROBE-RESULT " + json.dumps(result))
 """
 
@@ -224,19 +230,31 @@ def _our_records(result, level):
     return [r for r in result["records"] if r["level"] == level and r["logger"].split(".")[0] == "onethinker_verl"]
 
 
-@uses_children("plugin_default")
-def test_subprocess_import_verl_alone_registers_every_component(children):
+def _registered(result):
+    """What the plugin's INFO lines say registered, in order."""
+    prefix = "onethinker-verl registered with verl: "
+    return [r["message"][len(prefix):] for r in _our_records(result, "INFO") if r["message"].startswith(prefix)]
+
+
+@uses_children("plugin_default", "plugin_disabled")
+def test_subprocess_import_verl_alone_registers_every_component_lazily(children):
     result = children["plugin_default"].probe_result()
     assert result["loaded_before_verl"] == []
-    assert result["loaded_after_verl"], "import verl loaded nothing of onethinker_verl"
+    # import verl loads the plugin, and nothing of verl beyond what verl imports itself: registration waits
+    # until verl imports what a component extends (here: the probe's registry look-ups).
+    assert "onethinker_verl.plugin" in result["loaded_after_verl"]
+    assert "onethinker_verl.advantage.ema_grpo" not in result["loaded_after_verl"]
+    assert result["verl_modules_after_import"] == children["plugin_disabled"].probe_result()["verl_modules_after_import"]
     # Registry entries that only this package adds.
     assert result.get("ema_grpo", "").startswith("onethinker_verl."), result.get("ema_grpo_error")
     assert result.get("reward_manager", "").startswith("onethinker_verl."), result.get("reward_manager_error")
     assert result["reward_manager_is_base"]
-    # One INFO line naming what registered; nothing failed.
-    infos = [r["message"] for r in _our_records(result, "INFO") if "ema_grpo" in r["message"]]
-    assert len(infos) == 1, result["records"]
-    assert "reward manager" in infos[0] and "onethinker" in infos[0] and "onethinker_sample" in infos[0], infos[0]
+    # One INFO line per registration, at the moment it happens; nothing failed.
+    registered = _registered(result)
+    assert registered[0] == "OmegaConf resolver 'onethinker_sample'", result["records"]
+    assert "advantage estimator 'ema_grpo'" in registered and "reward manager 'onethinker'" in registered
+    assert any(r.startswith("v1 trainer glue") for r in registered) and any(r.startswith("legacy trainer glue") for r in registered)
+    assert result["trainer_inits_wrapped"] == [True, True]
     assert _our_records(result, "WARNING") == [] and _our_records(result, "ERROR") == []
 
 
@@ -248,17 +266,23 @@ def test_subprocess_plugins_disabled_means_nothing_registered(children):
     assert "ema_grpo" not in result and "ema_grpo" in result["ema_grpo_error"]
     assert "reward_manager" not in result and "onethinker" in result["reward_manager_error"]
     assert _our_records(result, "INFO") == []
+    assert "onethinker_verl.plugin" not in result["loaded_after_verl"]
+    assert result["trainer_inits_wrapped"] == [False, False]
 
 
 @uses_children("plugin_broken")
 def test_subprocess_broken_component_is_loud_and_the_rest_still_registers(children):
     result = children["plugin_broken"].probe_result()
     warnings = [r["message"] for r in _our_records(result, "WARNING")]
-    assert any("reward manager" in w and "onethinker_verl.reward.manager" in w for w in warnings), result["records"]
+    # Logged when verl imports its reward-manager registry (the probe's look-up), naming component and module.
+    assert any(
+        "reward manager" in w and "onethinker_verl.reward.manager" in w and "verl.experimental.reward_loop" in w
+        for w in warnings
+    ), result["records"]
     assert result.get("ema_grpo", "").startswith("onethinker_verl."), result.get("ema_grpo_error")
     assert "reward_manager" not in result
-    summary = [r["message"] for r in _our_records(result, "INFO") if "ema_grpo" in r["message"]]
-    assert len(summary) == 1 and "reward manager" not in summary[0], result["records"]
+    registered = _registered(result)
+    assert "advantage estimator 'ema_grpo'" in registered and not any("reward manager" in r for r in registered)
 
 
 # ---------------------------------------------------------------------------------------------------
