@@ -27,7 +27,6 @@ from verl.workers.config.reward import RewardManagerConfig
 from onethinker_verl.evaluate.validation import benchmark_extra_info, is_benchmark_row
 from onethinker_verl.reward import compute_score as onethinker_compute_score
 from onethinker_verl.reward.config import RewardConfig
-from onethinker_verl.reward.math_grading import SLOW_PATH_WORKER
 from onethinker_verl.reward.metrics import KNOWN_TASK_NAMES, REWARD_PARTS, per_task_key, task_name
 from onethinker_verl.reward.model_scoring import (
     MODEL_FALLBACK_KEY,
@@ -90,6 +89,28 @@ class OneThinkerRewardManagerConfig(RewardManagerConfig):
         return {knob.name: getattr(self, knob.name) for knob in dataclasses.fields(RewardConfig)}
 
 
+# Canned items that take each slow path of the scoring once: a LaTeX math answer goes to the bounded math
+# worker (a process that imports sympy and math_verify, about 2 s to start) and an open-ended answer needs
+# nltk's Porter stemmer behind ROUGE (about 1 s to import).
+_WARM_UP_ITEMS = (
+    ("math", "<think>warm-up</think><answer>\\frac{1}{2}</answer>", "0.5"),
+    ("open-ended", "<think>warm-up</think><answer>a person is walking home</answer>", "someone walks home"),
+)
+
+
+def warm_up_slow_paths(scoring_kwargs: dict[str, Any]) -> None:
+    """Score the canned items once, so that the first real item of a process costs no more than a later one
+    (without it, the first math answer waited about 1 s for the worker, the first open-ended one 0.9 s)."""
+    for problem_type, response, ground_truth in _WARM_UP_ITEMS:
+        onethinker_compute_score(
+            data_source="onethinker-warm-up",
+            solution_str=response,
+            ground_truth=ground_truth,
+            extra_info={"problem_type": problem_type},
+            **scoring_kwargs,
+        )
+
+
 def load_manager_config(config: Any) -> OneThinkerRewardManagerConfig:
     """Read ``config.reward.reward_manager`` as :class:`OneThinkerRewardManagerConfig`; absent knobs take
     their defaults, unknown keys raise."""
@@ -126,8 +147,8 @@ class OneThinkerRewardManager(RewardManagerBase):
         self.scoring_kwargs = self.settings.scoring_kwargs()
         self.reward_model_tokenizer = reward_model_tokenizer
         self.model_client = self._make_model_client(config, reward_router_address)
-        # The bounded math worker imports sympy and math_verify (about 2 s): start it before the first rollout.
-        SLOW_PATH_WORKER.start_in_background()
+        if self.compute_score is onethinker_compute_score:
+            warm_up_slow_paths(self.scoring_kwargs)
 
     def _make_model_client(self, config, reward_router_address: Optional[str]) -> Optional[BatchedRewardModelClient]:
         model_scoring = self.settings.model_scoring
