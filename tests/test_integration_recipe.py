@@ -15,6 +15,7 @@ import pytest
 
 from onethinker_verl.advantage import ema_grpo
 from onethinker_verl.dry_run import PLANS, WRONG_ANSWER, run_dry_run
+from onethinker_verl.reward.metrics import task_name
 from _spec_ema_grpo import SpecEmaGrpo
 
 N = 4
@@ -57,10 +58,12 @@ def test_one_simulated_step_through_verls_machinery(transfer_queue, tmp_path):
     )
     assert result.advantages == pytest.approx(expected, abs=1e-5)
 
-    # per-task step metrics: in every kept group 2 of 4 answers are right
+    # per-task step metrics over every scored group, kept and dropped: the share of right answers per task
+    right = {}
+    for info, text in zip(infos, result.texts, strict=True):
+        right.setdefault(task_name(info["problem_type"]), []).append(WRONG_ANSWER not in text)
     reward_accuracy = {k: v for k, v in result.metrics.items() if k.startswith("reward/accuracy/")}
-    assert len(reward_accuracy) == len({infos[j]["problem_type"] for j in picked})
-    assert all(value == pytest.approx(0.5) for value in reward_accuracy.values())
+    assert reward_accuracy == pytest.approx({f"reward/accuracy/{task}": sum(v) / len(v) for task, v in right.items()})
     for j in picked:
         key = SpecEmaGrpo.key(infos[j]["problem_type"], infos[j]["data_type"])
         assert f"ema_grpo/moving_std/{key}" in result.metrics
