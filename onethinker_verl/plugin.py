@@ -5,8 +5,8 @@ imports verl: the driver, the TaskRunner and each Ray worker. Most of those proc
 components, and importing what a component extends costs seconds (``verl.trainer.ppo.core_algos`` alone
 about 1.7 s). So this module imports nothing of verl: each row of :data:`LAZY_REGISTRATIONS` names the verl
 module a component extends, and the component is registered right after verl itself imports that module
-(:mod:`onethinker_verl.post_import_hooks`). Only the OmegaConf resolver is registered at once: Hydra needs
-it while composing a recipe in the driver, and omegaconf is already loaded by ``import verl``.
+(:mod:`onethinker_verl.post_import_hooks`). Only the OmegaConf resolvers are registered at once: Hydra needs
+them while composing a recipe in the driver, and omegaconf is already loaded by ``import verl``.
 
 verl logs a failed plugin import only at DEBUG level, so each registration is attempted separately and a
 failure is logged as a WARNING naming the component; the others still register. Each success is logged
@@ -56,7 +56,7 @@ LAZY_REGISTRATIONS = (
     ),
 )
 
-SAMPLE_RESOLVER_DESCRIPTION = "OmegaConf resolver 'onethinker_sample'"
+RESOLVERS_DESCRIPTION = "OmegaConf resolvers 'onethinker_sample', 'onethinker_required'"
 
 
 def run_registration(registration: LazyRegistration) -> bool:
@@ -80,13 +80,13 @@ def run_registration(registration: LazyRegistration) -> bool:
 
 
 def register() -> None:
-    """Register the resolver now and every row of :data:`LAZY_REGISTRATIONS` when verl imports its module."""
+    """Register the resolvers now and every row of :data:`LAZY_REGISTRATIONS` when verl imports its module."""
     try:
         importlib.import_module("onethinker_verl.resolvers")
     except Exception as exc:
-        logger.warning("onethinker-verl: failed to register %s: %r", SAMPLE_RESOLVER_DESCRIPTION, exc)
+        logger.warning("onethinker-verl: failed to register %s: %r", RESOLVERS_DESCRIPTION, exc)
     else:
-        logger.info("onethinker-verl registered with verl: %s", SAMPLE_RESOLVER_DESCRIPTION)
+        logger.info("onethinker-verl registered with verl: %s", RESOLVERS_DESCRIPTION)
     for registration in LAZY_REGISTRATIONS:
         post_import_hooks.when_imported(registration.verl_module, lambda _module, r=registration: run_registration(r))
     logger.info(

@@ -251,7 +251,7 @@ def test_subprocess_import_verl_alone_registers_every_component_lazily(children)
     assert result["reward_manager_is_base"]
     # One INFO line per registration, at the moment it happens; nothing failed.
     registered = _registered(result)
-    assert registered[0] == "OmegaConf resolver 'onethinker_sample'", result["records"]
+    assert registered[0] == "OmegaConf resolvers 'onethinker_sample', 'onethinker_required'", result["records"]
     assert "advantage estimator 'ema_grpo'" in registered and "reward manager 'onethinker'" in registered
     assert any(r.startswith("v1 trainer glue") for r in registered) and any(r.startswith("legacy trainer glue") for r in registered)
     assert result["trainer_inits_wrapped"] == [True, True]
