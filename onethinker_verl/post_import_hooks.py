@@ -24,9 +24,10 @@ Callback = Callable[[ModuleType], None]
 class _LoaderRunningCallbacks(importlib.abc.Loader):
     """Delegates to the real loader, then runs the callbacks; the module keeps its real loader."""
 
-    def __init__(self, loader, callbacks: list[Callback]):
+    def __init__(self, loader, module_name: str, finder: "_PostImportFinder"):
         self._loader = loader
-        self._callbacks = callbacks
+        self._module_name = module_name
+        self._finder = finder
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
@@ -38,7 +39,7 @@ class _LoaderRunningCallbacks(importlib.abc.Loader):
             module.__spec__.loader = self._loader
         self._loader.exec_module(module)
         module = sys.modules.get(module.__name__, module)
-        for callback in self._callbacks:
+        for callback in self._finder.take(self._module_name):
             callback(module)
 
     def __getattr__(self, name):
@@ -46,7 +47,11 @@ class _LoaderRunningCallbacks(importlib.abc.Loader):
 
 
 class _PostImportFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: for a watched module name it asks the other finders and wraps their loader."""
+    """Finds nothing itself: for a watched module name it asks the other finders and wraps their loader.
+
+    The callbacks are taken when the module has been executed, not when its spec is found: code that only
+    looks a module up (``importlib.util.find_spec``) must not use them up.
+    """
 
     def __init__(self):
         self.pending: dict[str, list[Callback]] = {}
@@ -63,13 +68,16 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
             self._searching.active = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
+        spec.loader = _LoaderRunningCallbacks(spec.loader, fullname, self)
+        return spec
+
+    def take(self, module_name: str) -> list[Callback]:
+        """The callbacks waiting for ``module_name`` (removed); stops watching once none is left."""
         with self._lock:
-            callbacks = self.pending.pop(fullname, None)
+            callbacks = self.pending.pop(module_name, [])
             if not self.pending and self in sys.meta_path:
                 sys.meta_path.remove(self)  # nothing left to watch: no cost on later imports
-        if callbacks:
-            spec.loader = _LoaderRunningCallbacks(spec.loader, callbacks)
-        return spec
+        return callbacks
 
 
 def _find_spec_without(skipped, fullname, path, target):
