@@ -75,8 +75,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     summary = measure(args.runs, args.clock)
     print(f"import verl, median of {args.runs} fresh processes ({args.clock} time):")
-    print(f"  with the onethinker plugin:     {summary['auto']['median_s']:.2f} s ({summary['auto']['verl_modules']} verl modules)")
-    print(f"  VERL_USE_EXTERNAL_PLUGINS=none: {summary['none']['median_s']:.2f} s ({summary['none']['verl_modules']} verl modules)")
+    for label, plugins in (("with the onethinker plugin:    ", "auto"), ("VERL_USE_EXTERNAL_PLUGINS=none:", "none")):
+        result = summary[plugins]
+        print(f"  {label} {result['median_s']:.2f} s ({result['verl_modules']} verl modules)")
     print(f"  difference:                     {summary['plugin_cost_s']:+.2f} s")
     print(f"  loading the entry point alone:  {summary['plugin_load_s']:.3f} s (after import verl with plugins off)")
     return 0

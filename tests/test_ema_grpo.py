@@ -172,7 +172,12 @@ def test_one_sample_group_gets_zero_advantage_and_is_counted():
     assert torch.count_nonzero(out.batch["advantages"][lonely]) == 0
     assert ema_grpo.pop_step_metrics()["ema_grpo/singleton_groups"] == 1.0
     spec = SpecEmaGrpo()
-    expected = spec.step([scores[i] for i in keep], list(data.non_tensor_batch["uid"]), [problem_types[i] for i in keep], [data_types[i] for i in keep])
+    expected = spec.step(
+        [scores[i] for i in keep],
+        list(data.non_tensor_batch["uid"]),
+        [problem_types[i] for i in keep],
+        [data_types[i] for i in keep],
+    )
     got = out.batch["advantages"].double().sum(-1) / data.batch["response_mask"].double().sum(-1)
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
     moments = ema_grpo.TASK_MOMENTS.state_dict()

@@ -174,7 +174,11 @@ def checkpoint_with_moments_file(tmp_path, content):
 
 @pytest.mark.parametrize(
     "content",
-    [None, '{"format": 1, "global_step": 2, "task_moments": {"tracking": [0.5', '{"format": 1, "global_step": 7, "task_moments": {}}'],
+    [
+        None,
+        '{"format": 1, "global_step": 2, "task_moments": {"tracking": [0.5',
+        '{"format": 1, "global_step": 7, "task_moments": {}}',
+    ],
     ids=["missing", "truncated", "other-step"],
 )
 def test_resume_without_readable_moments_is_an_error(tmp_path, content):

@@ -98,7 +98,9 @@ def restore_estimator_state(step_folder: str, global_steps: int, allow_fresh: bo
                 f"{ALLOW_FRESH_SETTING}=true to accept fresh moments."
             ) from exc
         logger.warning(
-            "onethinker-verl: %s; %s=true, so the EMA-GRPO moments restart from the next batch", exc, ALLOW_FRESH_SETTING
+            "onethinker-verl: %s; %s=true, so the EMA-GRPO moments restart from the next batch",
+            exc,
+            ALLOW_FRESH_SETTING,
         )
         TASK_MOMENTS.reset()
         return False
@@ -121,7 +123,8 @@ def save_and_restore_moments_with_checkpoints(trainer: Any) -> None:
 
     def make_save(save_checkpoint: Callable) -> Callable:
         def save_checkpoint_with_moments(*args, **kwargs):
-            save_estimator_state(checkpoint_step_folder(trainer.config.trainer, trainer.global_steps), trainer.global_steps)
+            step_folder = checkpoint_step_folder(trainer.config.trainer, trainer.global_steps)
+            save_estimator_state(step_folder, trainer.global_steps)
             return save_checkpoint(*args, **kwargs)
 
         return save_checkpoint_with_moments
@@ -130,7 +133,8 @@ def save_and_restore_moments_with_checkpoints(trainer: Any) -> None:
         def load_checkpoint_with_moments(*args, **kwargs):
             result = load_checkpoint(*args, **kwargs)
             if trainer.config.trainer.resume_mode != "disable" and getattr(trainer, "global_steps", 0) > 0:
-                allow_fresh = bool(trainer.config.algorithm.get("ema_grpo", {}).get("allow_fresh_moments_on_resume", False))
+                settings = trainer.config.algorithm.get("ema_grpo", None) or {}
+                allow_fresh = bool(settings.get("allow_fresh_moments_on_resume", False))
                 restore_estimator_state(resumed_step_folder(trainer.config.trainer), trainer.global_steps, allow_fresh)
             return result
 

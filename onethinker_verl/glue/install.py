@@ -71,7 +71,13 @@ def install_onethinker_glue(trainer: Any) -> GlueNeeds:
 
 
 def _install_on_v1_trainer(trainer: Any, needs: GlueNeeds) -> None:
-    from onethinker_verl.glue import ema_checkpoint, model_score_normalization, online_filter, step_metrics, task_identity
+    from onethinker_verl.glue import (
+        ema_checkpoint,
+        model_score_normalization,
+        online_filter,
+        step_metrics,
+        task_identity,
+    )
 
     # Wrappers around _compute_advantage, innermost first: the estimator sees the tasks, the metrics are
     # taken after model scores are normalised.
@@ -80,7 +86,9 @@ def _install_on_v1_trainer(trainer: Any, needs: GlueNeeds) -> None:
         ema_checkpoint.save_and_restore_moments_with_checkpoints(trainer)
     reward_metrics = needs.onethinker_reward and not needs.online_filter  # else the filter reports them
     if reward_metrics or needs.ema_grpo:
-        step_metrics.add_metrics_in_v1_advantage_step(trainer, reward_metrics=reward_metrics, estimator_metrics=needs.ema_grpo)
+        step_metrics.add_metrics_in_v1_advantage_step(
+            trainer, reward_metrics=reward_metrics, estimator_metrics=needs.ema_grpo
+        )
     if needs.normalize_model_scores:
         model_score_normalization.normalize_model_scores_in_v1_advantage_step(trainer)
     if needs.online_filter:

@@ -145,7 +145,10 @@ def decide_new_groups(buffer: Any, state: OnlineFilterState, partition_id: str, 
         values = [float(info[state.metric]) for info in infos]
         decision = band_decision(values, state.low, state.high)
         group = GroupDecision(
-            dropped=decision, mean=sum(values) / len(values), task=str(infos[0].get("task", "unknown")), failed=uid in failed
+            dropped=decision,
+            mean=sum(values) / len(values),
+            task=str(infos[0].get("task", "unknown")),
+            failed=uid in failed,
         )
         decisions[uid] = group
         state.record_group(group, infos)
