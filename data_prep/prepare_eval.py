@@ -16,10 +16,13 @@ Segmentation rows also carry the ground truth mask scoring needs, checked here: 
 and ``segmentation_rle``, frame key -> RLE), ``fps`` (video, > 0), and the same masks as ``gt_masks`` (one RLE,
 or frame key -> RLE in frame order). A row whose masks name frames outside its frame list, or lack any of
 these, is rejected as malformed ground truth. Rejected rows go to OUTPUT.rejected.jsonl (with the file they
-came from).
+came from). ``--verl-parquet VAL.parquet`` also writes the accepted rows in verl's layout for
+``data.val_files`` (absolute media paths, so training's ``data.media_root`` does not matter; ``data_source`` =
+benchmark and ``extra_info.benchmark`` set, so verl reports each benchmark's reference metrics).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,9 +31,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from onethinker_verl.data.cli import add_field_name_options, add_media_check_option, field_names_from_args, run_converter
-from onethinker_verl.data.corpus import MALFORMED_GROUND_TRUTH, MALFORMED_JSON, RowRejected, parse_row, row_id_of
+from onethinker_verl.data.corpus import (
+    MALFORMED_GROUND_TRUTH,
+    MALFORMED_JSON,
+    RowRejected,
+    parse_row,
+    row_id_of,
+    verl_rl_record,
+)
 from onethinker_verl.data.media import check_media_file, resolve_media_path
+from onethinker_verl.data.parquet import RL_SCHEMA, BatchedParquetWriter
 from onethinker_verl.data.prompts import build_prompt_text, load_templates
+from onethinker_verl.data.raw_corpus import mark_benchmark
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
 from onethinker_verl.evaluate import masks as mask_ops
@@ -81,6 +93,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="output .jsonl file")
     parser.add_argument("--benchmark", default=None, help="benchmark name for every row (default: file name)")
     parser.add_argument("--prompt-templates", default=None, help="prompt template YAML (default: packaged)")
+    parser.add_argument(
+        "--verl-parquet",
+        default=None,
+        help="also write the accepted rows as a verl parquet for data.val_files (absolute media paths, "
+        "data_source = benchmark, extra_info.benchmark set: verl then reports the benchmark metrics per benchmark)",
+    )
     add_field_name_options(parser)
     add_media_check_option(parser)
     args = parser.parse_args(argv)
@@ -96,6 +114,7 @@ def convert(args: argparse.Namespace) -> ConversionReport:
     templates = load_templates(args.prompt_templates)
     names = field_names_from_args(args)
     report = ConversionReport(output.with_suffix(".rejected.jsonl"))
+    parquet = BatchedParquetWriter(args.verl_parquet, RL_SCHEMA) if args.verl_parquet else None
     try:
         with open(output, "w", encoding="utf-8") as sink:
             for input_path in args.input:
@@ -138,9 +157,14 @@ def convert(args: argparse.Namespace) -> ConversionReport:
                         **masks,
                     }
                     sink.write(json.dumps(eval_row, ensure_ascii=False) + "\n")
+                    if parquet is not None:
+                        resolved = dataclasses.replace(row, images=images, videos=videos)
+                        parquet.write(mark_benchmark(verl_rl_record(resolved, record.position, templates), benchmark))
                     report.add_written(benchmark, row.problem_type, row.data_type)
     finally:
         report.close()
+        if parquet is not None:
+            parquet.close()
     return report
 
 

@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 import onethinker_verl
 from onethinker_verl.data.sample import sample_dir
 
@@ -32,7 +34,9 @@ def test_segmentation_ground_truth_is_carried_and_checked(tmp_path):
     source = tmp_path / "eval_seg_tiny.json"
     source.write_text(json.dumps(rows + [video] + bad))
     output = tmp_path / "prepared.jsonl"
-    assert load_prepare_eval().main(["--input", str(source), "--media-root", sample_dir(), "--output", str(output)]) == 0
+    parquet = tmp_path / "val.parquet"
+    arguments = ["--input", str(source), "--media-root", sample_dir(), "--output", str(output), "--verl-parquet", str(parquet)]
+    assert load_prepare_eval().main(arguments) == 0
     written = {row["id"]: row for row in map(json.loads, output.read_text().splitlines())}
     assert set(written) == {"tiny-1", "tiny-2", "tiny-3", "video-ok"}
     assert {row["benchmark"] for row in written.values()} == {"seg_tiny"}  # eval_ dropped
@@ -45,3 +49,8 @@ def test_segmentation_ground_truth_is_carried_and_checked(tmp_path):
     assert set(rejected) == {"stray-frame", "no-fps", "no-resolution"}
     assert "frames not in 'frames'" in json.dumps(rejected["stray-frame"])
     assert all(row["reason"] == "malformed ground truth" for row in rejected.values())
+    # the same accepted rows for data.val_files: benchmark marker and absolute media paths
+    validation = pq.read_table(parquet).to_pylist()
+    assert [row["extra_info"]["id"] for row in validation] == ["tiny-1", "tiny-2", "tiny-3", "video-ok"]
+    assert {row["data_source"] for row in validation} == {row["extra_info"]["benchmark"] for row in validation} == {"seg_tiny"}
+    assert all(Path(path).is_absolute() and Path(path).is_file() for row in validation for path in row["images"] + row["videos"])

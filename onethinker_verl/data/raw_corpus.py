@@ -43,6 +43,15 @@ def is_raw_corpus(path: str) -> bool:
     return str(path).endswith(RAW_SUFFIXES)
 
 
+def mark_benchmark(record: dict, benchmark: str) -> dict:
+    """A verl RL record of a benchmark row: ``data_source`` (verl groups validation metrics by it) and
+    ``extra_info.benchmark`` (the reward manager then adds the benchmark's reference metrics, see
+    :mod:`onethinker_verl.evaluate.validation`) both become the benchmark's name."""
+    record["data_source"] = benchmark
+    record["extra_info"]["benchmark"] = benchmark
+    return record
+
+
 def _cache_path(source: Path, cache_dir: Path) -> Path:
     stat = source.stat()
     key = f"{_LAYOUT_VERSION}|{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -77,12 +86,7 @@ def convert_raw_corpus(path: str, cache_dir: str, templates: PromptTemplates, na
                     ) from None
                 converted = verl_rl_record(row, record.position, templates)
                 benchmark = benchmark_of(source, record.value)
-                if benchmark is not None:
-                    # verl groups validation metrics by data_source: one group per benchmark, whose
-                    # reference metrics the reward manager adds (onethinker_verl.evaluate.validation).
-                    converted["data_source"] = benchmark
-                    converted["extra_info"]["benchmark"] = benchmark
-                writer.write(converted)
+                writer.write(mark_benchmark(converted, benchmark) if benchmark is not None else converted)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
