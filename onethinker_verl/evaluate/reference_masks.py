@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import maximum_filter
+from skimage.morphology import dilation
 
 from onethinker_verl.evaluate import masks as mask_ops
 from onethinker_verl.evaluate.reference import extract_prediction
@@ -94,9 +94,10 @@ def boundary_f_score(pred: np.ndarray, gt: np.ndarray) -> float:
         return 0.0
     radius = boundary_tolerance(pred.shape)
     pred_boundary, gt_boundary = inner_boundary(pred), inner_boundary(gt)
-    size = 2 * radius + 1
-    pred_reach = maximum_filter(pred_boundary, size=size, mode="constant", cval=False)
-    gt_reach = maximum_filter(gt_boundary, size=size, mode="constant", cval=False)
+    square = np.ones((2 * radius + 1, 2 * radius + 1), dtype=bool)
+    # Pixels outside the image are background, never boundary.
+    pred_reach = dilation(pred_boundary, square, mode="constant", cval=0)
+    gt_reach = dilation(gt_boundary, square, mode="constant", cval=0)
     precision = float((pred_boundary & gt_reach).sum()) / float(pred_boundary.sum())
     recall = float((gt_boundary & pred_reach).sum()) / float(gt_boundary.sum())
     if precision + recall == 0:
