@@ -7,17 +7,32 @@ Writes OUT/train.parquet (+ OUT/val.parquet with --val-ratio or --val-size) and 
 per rejected input row with its position, id and reason. Media paths are stored as they appear in the input:
 relative to --media-root, which training must then get as ``data.media_root``.
 The input is streamed; memory does not grow with the file.
+
+``--check-media decode`` (probe every file with the decoder) and ``--prompt-length-model MODEL`` (add a
+``prompt_length`` column: tokens of each prompt, vision tokens included, as the model's processor counts them
+at the --video-*/--image-* settings; the dataset then drops rows over ``data.max_prompt_length`` at start-up
+without decoding) run in ``--workers`` processes (default: all cores), results kept in input order.
 """
 
 import argparse
+import json
+import os
 import random
 import sys
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 from tqdm import tqdm
 
-from onethinker_verl.data.cli import add_field_name_options, add_media_check_option, field_names_from_args, run_converter
+from onethinker_verl.data.cli import (
+    add_field_name_options,
+    add_media_check_option,
+    add_media_settings_options,
+    field_names_from_args,
+    media_settings_from_args,
+    run_converter,
+)
 from onethinker_verl.data.corpus import (
     MALFORMED_JSON,
     OVER_TASK_CAP,
@@ -26,11 +41,15 @@ from onethinker_verl.data.corpus import (
     row_id_of,
     verl_rl_record,
 )
-from onethinker_verl.data.media import check_media_file, resolve_media_path
+from onethinker_verl.data.dataset import PROMPT_LENGTH_COLUMN
 from onethinker_verl.data.parquet import RL_SCHEMA, BatchedParquetWriter
 from onethinker_verl.data.prompts import load_templates
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
+from onethinker_verl.data.row_work import RowWorkOptions, needs_worker_pool, ordered_row_work
+
+# Parquet schema metadata key under which the length column records how it was measured.
+PROMPT_LENGTH_METADATA = b"onethinker.prompt_length"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,9 +70,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the validation split (default: %(default)s)")
     parser.add_argument("--prompt-templates", default=None, help="prompt template YAML (default: packaged)")
     parser.add_argument("--batch-rows", type=int, default=5000, help="rows per parquet row group")
+    parser.add_argument(
+        "--prompt-length-model",
+        default=None,
+        help="processor folder of the policy (e.g. the SFT checkpoint): adds the prompt_length column",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count(),
+        help="processes for --check-media decode and --prompt-length-model (default: all cores, %(default)s)",
+    )
     add_field_name_options(parser)
     add_media_check_option(parser)
+    add_media_settings_options(parser)
     args = parser.parse_args(argv)
+    if args.workers <= 0:
+        parser.error(f"--workers must be positive, got {args.workers}")
     if args.val_ratio is not None and not 0.0 < args.val_ratio < 1.0:
         parser.error(f"--val-ratio must be between 0 and 1, got {args.val_ratio}")
     if args.val_size is not None and args.val_size <= 0:
@@ -104,42 +137,70 @@ class ValidationSplit:
         self.reservoir = []
 
 
+def _parsed_rows(args, names, report: ConversionReport):
+    """``(row, position, (source, raw id))`` for every row that parses; the others are reported here."""
+    multiple_inputs = len(args.input) > 1
+    for input_path in args.input:
+        source = input_path if multiple_inputs else None
+        records = iter_records(input_path)
+        for record in tqdm(records, desc=f"converting {Path(input_path).name}", unit=" rows", mininterval=1.0):
+            if record.error is not None:
+                report.add_rejected(record.position, MALFORMED_JSON, record.error, source=source)
+                continue
+            raw_id = row_id_of(record.value, names)
+            try:
+                row = parse_row(record.value, names, fallback_id=f"row-{record.position}")
+            except RowRejected as rejection:
+                report.add_rejected(record.position, rejection.reason, rejection.detail, raw_id, source)
+                continue
+            yield row, record.position, (row, record.position, source, raw_id)
+
+
+def _output_schema(args, options: RowWorkOptions):
+    if args.prompt_length_model is None:
+        return RL_SCHEMA
+    measured = {"model": args.prompt_length_model, "media_settings": vars(options.media_settings)}
+    schema = RL_SCHEMA.append(pa.field(PROMPT_LENGTH_COLUMN, pa.int64()))
+    return schema.with_metadata({PROMPT_LENGTH_METADATA: json.dumps(measured).encode()})
+
+
 def convert(args: argparse.Namespace) -> ConversionReport:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     templates = load_templates(args.prompt_templates)
     names = field_names_from_args(args)
     wants_val = args.val_ratio is not None or args.val_size is not None
+    options = RowWorkOptions(
+        media_root=args.media_root,
+        check_media=args.check_media,
+        templates=templates,
+        prompt_length_model=args.prompt_length_model,
+        media_settings=media_settings_from_args(args),
+    )
+    workers = args.workers if needs_worker_pool(options) else 1
 
     report = ConversionReport(output / "rejected.jsonl")
     per_task = Counter()
-    train = BatchedParquetWriter(output / "train.parquet", RL_SCHEMA, args.batch_rows)
-    val = BatchedParquetWriter(output / "val.parquet", RL_SCHEMA, args.batch_rows) if wants_val else None
+    schema = _output_schema(args, options)
+    train = BatchedParquetWriter(output / "train.parquet", schema, args.batch_rows)
+    val = BatchedParquetWriter(output / "val.parquet", schema, args.batch_rows) if wants_val else None
     split = ValidationSplit(train, val, report, args.val_ratio, args.val_size, args.seed)
-    multiple_inputs = len(args.input) > 1
     try:
-        for input_path in args.input:
-            source = input_path if multiple_inputs else None
-            records = iter_records(input_path)
-            for record in tqdm(records, desc=f"converting {Path(input_path).name}", unit=" rows", mininterval=1.0):
-                if record.error is not None:
-                    report.add_rejected(record.position, MALFORMED_JSON, record.error, source=source)
-                    continue
-                raw_id = row_id_of(record.value, names)
-                try:
-                    row = parse_row(record.value, names, fallback_id=f"row-{record.position}")
-                    for modality, paths in (("image", row.images), ("video", row.videos)):
-                        for path in paths:
-                            check_media_file(resolve_media_path(path, args.media_root), modality, args.check_media)
-                except RowRejected as rejection:
-                    report.add_rejected(record.position, rejection.reason, rejection.detail, raw_id, source)
-                    continue
-                task_key = (row.problem_type, row.data_type)
-                if args.max_per_task is not None and per_task[task_key] >= args.max_per_task:
-                    report.add_rejected(record.position, OVER_TASK_CAP, "", row.row_id, source)
-                    continue
-                per_task[task_key] += 1
-                split.add(verl_rl_record(row, record.position, templates), row.problem_type, row.data_type)
+        for (row, position, source, raw_id), outcome in ordered_row_work(
+            _parsed_rows(args, names, report), options, workers
+        ):
+            if outcome.rejection is not None:
+                report.add_rejected(position, *outcome.rejection, raw_id, source)
+                continue
+            task_key = (row.problem_type, row.data_type)
+            if args.max_per_task is not None and per_task[task_key] >= args.max_per_task:
+                report.add_rejected(position, OVER_TASK_CAP, "", row.row_id, source)
+                continue
+            per_task[task_key] += 1
+            record = verl_rl_record(row, position, templates)
+            if args.prompt_length_model is not None:
+                record[PROMPT_LENGTH_COLUMN] = outcome.prompt_length
+            split.add(record, row.problem_type, row.data_type)
         split.finish()
     finally:
         train.close()

@@ -165,9 +165,59 @@ def test_eval_rows_carry_what_the_evaluator_reads(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == len(source)
     for row, raw in zip(rows, source, strict=True):
-        assert row["benchmark"] == "eval_sample"
+        assert row["benchmark"] == "sample"
         assert row["ground_truth"] == raw["solution"] and row["data_type"] == raw["data_type"]
         assert row["prompt"].count("<video>") == len(row["videos"]) and row["prompt"].count("<image>") == len(row["images"])
         assert all(Path(p).is_file() for p in row["images"] + row["videos"])
     mixed = next(row for row in rows if row["data_type"] == "video-image")
     assert (len(mixed["videos"]), len(mixed["images"])) == (1, 1)
+
+
+def test_decode_check_in_parallel_names_every_broken_file_with_the_decoders_reason(messy_corpus, tmp_path):
+    path, media, _ = messy_corpus
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        prepare_rl.main(["--input", str(path), "--media-root", str(media), "--output", str(out),
+                         "--check-media", "decode", "--workers", str(workers)])
+        rejected = sorted(_rejections(out / "rejected.jsonl"), key=lambda r: r["position"])
+        outputs[workers] = (rejected, pq.read_table(out / "train.parquet").to_pylist())
+    assert outputs[1] == outputs[2]  # same rows in the same order, same rejections and reasons
+    unreadable = {r["position"]: r["detail"] for r in outputs[2][0] if r["reason"] == "media unreadable"}
+    assert str(media / "truncated.png") in unreadable[7] and "OSError" in unreadable[7]
+    assert str(media / "broken.mp4") in unreadable[8] and "Error" in unreadable[8]
+
+
+def test_prompt_length_column_counts_what_verls_length_filter_counts(tmp_path):
+    from tiny_models import tiny_vl_processor, tiny_vl_tokenizer
+    from verl.trainer.ppo.utils import create_rl_dataset
+    from omegaconf import OmegaConf
+
+    from onethinker_verl.data.dataset import OneThinkerDataset
+
+    processor = tiny_vl_processor("qwen3_vl", tiny_vl_tokenizer())
+    model = tmp_path / "processor"
+    processor.save_pretrained(model)
+    out = tmp_path / "out"
+    prepare_rl.main(["--input", sample_file("rl_train.jsonl"), "--media-root", sample_dir(), "--output", str(out),
+                     "--prompt-length-model", str(model), "--workers", "1", "--video-fps", "1.0"])
+    table = pq.read_table(out / "train.parquet")
+    lengths = table.column("prompt_length").to_pylist()
+    assert len(lengths) == table.num_rows and min(lengths) > 0
+    assert b"onethinker.prompt_length" in table.schema.metadata
+    video_rows = [n for n, videos in zip(lengths, table.column("videos").to_pylist()) if videos]
+    assert video_rows and max(video_rows) > max(lengths[i] for i, v in enumerate(table.column("videos").to_pylist()) if not v) // 2
+
+    limit = sorted(lengths)[len(lengths) // 2]
+    base = {"media_root": sample_dir(), "video_fps": 1.0, "max_prompt_length": limit, "cache_dir": str(tmp_path / "c"),
+            "custom_cls": {"path": "pkg://onethinker_verl.data.dataset", "name": "OneThinkerDataset"},
+            "prompt_key": "prompt", "filter_overlong_prompts_workers": None}
+    ids = lambda dataset: sorted(dataset[i]["extra_info"]["id"] for i in range(len(dataset)))
+    # verl's own filter: decodes every row's media through the processor at start-up
+    by_verl = create_rl_dataset([str(out / "train.parquet")], OmegaConf.create(
+        {**base, "filter_overlong_prompts": True, "filter_by_prompt_length_column": False}), processor.tokenizer, processor)
+    # the column: no decoding, same rows
+    by_column = create_rl_dataset([str(out / "train.parquet")], OmegaConf.create(
+        {**base, "filter_overlong_prompts": False}), processor.tokenizer, processor)
+    assert isinstance(by_column, OneThinkerDataset) and by_column.dropped_overlong == sum(n > limit for n in lengths)
+    assert ids(by_column) == ids(by_verl) and 0 < len(by_column) < len(lengths)

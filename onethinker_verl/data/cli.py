@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from .corpus import FieldNames
-from .media import CHECK_MODES
+from .media import CHECK_MODES, MediaSettings
 
 
 def add_field_name_options(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +47,19 @@ def add_media_check_option(parser: argparse.ArgumentParser) -> None:
         help="exists: reject rows whose files are missing; decode: also open images (PIL) and probe videos "
         "(decord) to catch broken files; off: no check (default: %(default)s)",
     )
+
+
+def add_media_settings_options(parser: argparse.ArgumentParser) -> None:
+    """``--video-fps``, ``--video-max-pixels``, ...: the sampling settings of ``data.*`` (defaults: the recipe's);
+    pass the values your recipe uses."""
+    group = parser.add_argument_group("media sampling settings (must match the recipe's data.* keys)")
+    for name, default in vars(MediaSettings()).items():
+        kind = float if name == "video_fps" else int
+        group.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help="default: %(default)s")
+
+
+def media_settings_from_args(args: argparse.Namespace) -> MediaSettings:
+    return MediaSettings.from_config({name: getattr(args, name) for name in vars(MediaSettings())})
 
 
 def run_converter(parse_args, convert, argv=None) -> int:

@@ -25,8 +25,7 @@ def resolve_media_path(path: str, media_root: str | os.PathLike | None) -> str:
 def check_media_file(path: str, modality: str, mode: str) -> None:
     """Raise :class:`RowRejected` when ``path`` fails the check ``mode`` (one of :data:`CHECK_MODES`).
 
-    ``decode`` opens images fully with PIL and reads the first and last frame of videos with decord, which
-    catches truncated files that still open.
+    ``decode`` runs :func:`decode_problem`, which catches truncated files that still open.
     """
     if mode == "off" or "://" in path:
         return
@@ -34,6 +33,14 @@ def check_media_file(path: str, modality: str, mode: str) -> None:
         raise RowRejected(MEDIA_MISSING, path)
     if mode != "decode":
         return
+    problem = decode_problem(path, modality)
+    if problem is not None:
+        raise RowRejected(MEDIA_UNREADABLE, f"{path}: {problem}".strip())
+
+
+def decode_problem(path: str, modality: str) -> str | None:
+    """The decoder's reason why ``path`` cannot be used, or None: images are opened fully with PIL, videos
+    opened with decord (the default reader) and their first and last frames read."""
     try:
         if modality == "image":
             from PIL import Image
@@ -49,7 +56,8 @@ def check_media_file(path: str, modality: str, mode: str) -> None:
             reader[0]
             reader[len(reader) - 1]
     except Exception as exc:  # any decoder failure means the file cannot be trained on
-        raise RowRejected(MEDIA_UNREADABLE, f"{path}: {exc}".strip()) from None
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .media import ROW_LABEL_KEY, apply_video_reader_backend, item_settings
+from .media import ROW_LABEL_KEY, apply_video_reader_backend, decode_problem, item_settings
 
 logger = logging.getLogger(__name__)
 
@@ -289,10 +289,17 @@ def _decode_and_publish(key, future, item, image_patch_size, config) -> None:
 
 
 def _failure(item: dict, exc: BaseException) -> MediaDecodeError:
+    """The session's error: file, row, what qwen_vl_utils raised and, since its fallback reader can hide the
+    first reader's message, the decoder's own reason from a probe of the file."""
     kind = _kind(item)
-    return MediaDecodeError(
-        f"row {_row_label(item)}: cannot decode {kind} {_source(item)}: {type(exc).__name__}: {exc}"
-    )
+    source = _source(item)
+    path = _local_path(source)
+    if path is not None and not os.path.isfile(path):
+        reason = "file not found"
+    else:
+        probe = decode_problem(path, kind) if path is not None else None
+        reason = f"{type(exc).__name__}: {exc}" + (f" (decoder: {probe})" if probe else "")
+    return MediaDecodeError(f"row {_row_label(item)}: cannot decode {kind} {source}: {reason}")
 
 
 def _vision_items(messages) -> list[dict]:
