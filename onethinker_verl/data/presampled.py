@@ -170,3 +170,20 @@ def write_presampled(root: str, item: dict, media_root: str | None, image_patch_
     partial.write_text(json.dumps(entry))
     os.replace(partial, meta_path)
     return frames_path.stat().st_size + meta_path.stat().st_size
+
+
+def presample_videos(root: str, items: list[dict], media_root: str | None, image_patch_size: int) -> list[dict]:
+    """Worker body of ``data_prep/presample_videos.py`` (a process-pool task or a Ray task): presample each
+    item, one result per item: ``{"video", "bytes", "seconds"}`` or ``{"video", "error"}`` (the decoder's
+    reason). ``seconds`` is the video's duration, for the storage-per-hour figure."""
+    results = []
+    for item in items:
+        try:
+            written = write_presampled(root, item, media_root, image_patch_size)
+            base = entry_base(root, item["video"], media_root, item, image_patch_size)
+            metadata = json.loads(base.with_name(base.name + META_SUFFIX).read_text())["metadata"]
+            seconds = metadata["total_num_frames"] / metadata["fps"]
+            results.append({"video": item["video"], "bytes": written, "seconds": seconds})
+        except Exception as exc:  # one broken video must not stop the others; the caller reports it
+            results.append({"video": item["video"], "error": f"{type(exc).__name__}: {exc}"})
+    return results
