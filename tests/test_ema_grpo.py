@@ -17,6 +17,7 @@ from verl.utils.config import omega_conf_to_dataclass
 from onethinker_verl.advantage import ema_grpo
 from onethinker_verl.advantage.config import OneThinkerAlgoConfig
 from onethinker_verl.glue.install import install_onethinker_glue
+from onethinker_verl.glue.legacy_fit import legacy_glue_active
 
 from _spec_ema_grpo import SpecEmaGrpo  # the literal reference of the spec
 from conftest import compose_recipe
@@ -75,12 +76,15 @@ def mixed_batch(rng, step, groups_per_task=3, n=8):
 
 @pytest.fixture(scope="module", autouse=True)
 def legacy_trainer_glue():
-    """What building a legacy trainer with the recipe (trainer.use_v1=false, no online filter) installs."""
+    """What building a legacy trainer with the recipe (trainer.use_v1=false, no online filter) installs; the
+    tests run as inside that trainer's ``fit``, where verl calls the module-level functions used here."""
     trainer = ray_trainer.RayPPOTrainer.__new__(ray_trainer.RayPPOTrainer)
     trainer.config = compose_recipe("trainer.use_v1=false", "algorithm.online_filter.enable=false")
     needs = install_onethinker_glue(trainer)
     assert needs.ema_grpo and needs.onethinker_reward and not needs.online_filter
-    return trainer
+    assert "fit" in vars(trainer)  # this trainer's fit scopes the module-wide wrappers
+    with legacy_glue_active(needs):
+        yield trainer
 
 
 @pytest.fixture(autouse=True)
@@ -205,6 +209,23 @@ def test_padding_rows_get_zero_advantage_and_stay_out_of_moments_and_metrics():
     assert torch.equal(out.batch["advantages"][:real_count], alone.batch["advantages"])
     assert padded_moments == ema_grpo.TASK_MOMENTS.state_dict()
     assert padded_metrics == ema_grpo.pop_step_metrics()
+
+
+def test_legacy_wrappers_are_inert_outside_the_fit_of_a_trainer_that_asked():
+    """Any other caller of verl's module functions in the process (a stock trainer, say) gets verl's own."""
+    data, *_ = mixed_batch(np.random.default_rng(9), 0)
+    data.non_tensor_batch["task"] = np.array(["geometry"] * len(data), dtype=object)  # a third-party reward column
+    data.non_tensor_batch["note"] = np.array(["free text"] * len(data), dtype=object)
+    with legacy_glue_active(None):
+        with pytest.raises(RuntimeError, match="task of each sample did not reach the estimator"):
+            ray_trainer.compute_advantage(data, adv_estimator="ema_grpo", config=algorithm_config())
+        grpo = ray_trainer.compute_advantage(data, adv_estimator="grpo", config=algorithm_config())
+        grpo.batch["token_level_scores"] = grpo.batch["token_level_rewards"]
+        grpo.batch["prompts"] = torch.ones(len(grpo), 3, dtype=torch.long)
+        grpo.batch["responses"] = torch.ones(len(grpo), RESPONSE_LEN, dtype=torch.long)
+        grpo.batch["attention_mask"] = torch.cat([torch.ones(len(grpo), 3), grpo.batch["response_mask"]], dim=1)
+        metrics = ray_trainer.compute_data_metrics(batch=grpo, use_critic=False)
+    assert not any(key.startswith(("reward/", "ema_grpo/")) for key in metrics)
 
 
 def test_missing_task_is_an_error_naming_the_sample():

@@ -6,6 +6,7 @@
 * :mod:`.online_filter`: OneThinker's accuracy-band group filter in the v1 replay buffer.
 * :mod:`.model_score_normalization`: per-group normalisation of model-scored open-ended rewards.
 * :mod:`.padding`: which rows of a v1 batch verl added as padding (read by the modules above).
+* :mod:`.legacy_fit`: the legacy trainer's module-wide wrappers act only inside the ``fit`` that needs them.
 * :mod:`.trajectory_fields`: reading trajectory fields from TransferQueue that the v1 trainer does not fetch.
 * :mod:`.install`: the one place that installs them, per trainer, only for what its config asks for.
 

@@ -99,7 +99,7 @@ def _install_on_v1_trainer(trainer: Any, needs: GlueNeeds) -> None:
 
 
 def _install_on_legacy_trainer(trainer: Any, needs: GlueNeeds) -> None:
-    from onethinker_verl.glue import ema_checkpoint, step_metrics, task_identity
+    from onethinker_verl.glue import ema_checkpoint, legacy_fit, step_metrics, task_identity
 
     if needs.online_filter:
         raise ValueError(
@@ -111,6 +111,7 @@ def _install_on_legacy_trainer(trainer: Any, needs: GlueNeeds) -> None:
         task_identity.provide_tasks_in_legacy_compute_advantage()
         ema_checkpoint.save_and_restore_moments_with_checkpoints(trainer)
     step_metrics.add_metrics_in_legacy_compute_data_metrics()
+    legacy_fit.scope_glue_to_fit(trainer, needs)
 
 
 def _install_at_construction(init: Callable) -> Callable:

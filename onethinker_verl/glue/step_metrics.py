@@ -9,12 +9,14 @@ estimator has no way to return metrics. So:
   With the online filter on, the reward metrics come from the filter instead, over every scored group.
 * legacy trainer: its ``fit`` keeps the reward extra info as batch columns and calls
   ``verl.trainer.ppo.ray_trainer.compute_data_metrics`` once per step; that module function is wrapped when
-  the first legacy trainer that needs it is built.
+  the first legacy trainer that needs it is built, and adds metrics only inside the ``fit`` of such a trainer
+  (:mod:`.legacy_fit`).
 """
 
 from collections.abc import Callable
 from typing import Any
 
+from onethinker_verl.glue.legacy_fit import active_needs
 from onethinker_verl.glue.method_wrapping import wrap_attribute
 from onethinker_verl.glue.padding import padding_mask
 from onethinker_verl.glue.trajectory_fields import (
@@ -60,8 +62,11 @@ def add_metrics_in_legacy_compute_data_metrics() -> None:
     def make_wrapper(compute_data_metrics: Callable) -> Callable:
         def compute_data_metrics_with_onethinker(batch, *args, **kwargs):
             metrics = compute_data_metrics(batch, *args, **kwargs)
-            metrics.update(per_task_reward_metrics(batch.non_tensor_batch))
-            metrics.update(_estimator_metrics())
+            needs = active_needs()
+            if needs is not None and needs.onethinker_reward:
+                metrics.update(per_task_reward_metrics(batch.non_tensor_batch))
+            if needs is not None and needs.ema_grpo:
+                metrics.update(_estimator_metrics())
             return metrics
 
         return compute_data_metrics_with_onethinker
