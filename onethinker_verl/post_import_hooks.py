@@ -97,7 +97,9 @@ def when_imported(module_name: str, callback: Callback) -> None:
     """Call ``callback(module)`` once ``module_name`` has been imported (now, if it already is).
 
     The callback runs inside the import statement that loaded the module, after the module's own code;
-    exceptions it raises propagate into that import, so callers catch and report their own failures.
+    exceptions it raises propagate into that import, so callers catch and report their own failures. A
+    module whose import is in progress when this is called is not hooked (its loader already runs); the
+    plugin calls this from ``import verl``, before any module it watches starts importing.
     """
     module = sys.modules.get(module_name)
     if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
