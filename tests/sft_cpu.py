@@ -132,18 +132,27 @@ def single_process_environment() -> None:
             os.environ["MASTER_PORT"] = str(probe.getsockname()[1])
 
 
-def use_gloo_process_group() -> None:
-    """verl builds the backend string ``cpu:gloo,<device>:<backend>``, which torch refuses when the device is
-    itself ``cpu`` (a duplicate device type); on the CPU platform the process group is plain gloo."""
+def use_one_gloo_process_group() -> None:
+    """One plain gloo process group for all runs of this process.
+
+    verl builds the backend string ``cpu:gloo,<device>:<backend>``, which torch refuses when the device is itself
+    ``cpu`` (a duplicate device type). And each ``run_sft`` creates and destroys the global group; under
+    torchrun a second creation meets the first one's keys in the agent's store and can hang, so the group is
+    created once, kept between runs and destroyed at exit."""
     from datetime import timedelta
 
     import verl.utils.distributed
 
     def initialize_gloo_process_group(timeout_second=36000):
-        torch.distributed.init_process_group(backend="gloo", timeout=timedelta(seconds=timeout_second))
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="gloo", timeout=timedelta(seconds=timeout_second))
         return int(os.environ["LOCAL_RANK"]), int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 
+    def keep_process_group():
+        torch.distributed.barrier()  # every rank has finished the run
+
     verl.utils.distributed.initialize_global_process_group = initialize_gloo_process_group
+    verl.utils.distributed.destroy_global_process_group = keep_process_group
 
 
 RUN_SEPARATOR = "---"
@@ -152,7 +161,7 @@ RUN_SEPARATOR = "---"
 def main(arguments: list[str]) -> None:
     single_process_environment()
     register_cpu_platform()
-    use_gloo_process_group()
+    use_one_gloo_process_group()
     runs = [[]]
     for argument in arguments:
         if argument == RUN_SEPARATOR:
@@ -162,6 +171,8 @@ def main(arguments: list[str]) -> None:
     for overrides in runs:
         sys.argv = ["verl.trainer.sft_trainer", *overrides]
         runpy.run_module("verl.trainer.sft_trainer", run_name="__main__", alter_sys=True)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

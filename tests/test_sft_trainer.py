@@ -1,14 +1,17 @@
-"""recipes/onethinker_sft.yaml through verl's own SFT trainer (``verl.trainer.sft_trainer``, FSDP2, on a CPU
-platform registered in verl's platform registry, tests/sft_cpu.py), one step each for tiny random Qwen3-VL and
-Qwen2.5-VL on the sample's image and video rows; then the SFT checkpoint handed to the RL recipe.
+"""recipes/onethinker_sft.yaml through verl's own SFT trainer (``verl.trainer.sft_trainer``, FSDP2 over two
+ranks started by torchrun, on a CPU platform registered in verl's platform registry, tests/sft_cpu.py), one step
+each for tiny random Qwen3-VL and Qwen2.5-VL on the sample's image and video rows; then the SFT checkpoint
+handed to the RL recipe.
 
-One subprocess runs all trainer runs (verl is imported once): Qwen3-VL, Qwen2.5-VL, then Qwen3-VL with
-``engine.strategy=fsdp``, which must be refused.
+One torchrun launch runs all trainer runs (verl is imported once per rank): Qwen3-VL, Qwen2.5-VL, then Qwen3-VL
+with ``engine.strategy=fsdp``, which must be refused.
 """
 
 import asyncio
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +27,7 @@ from test_sft_dataset import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("qwen3_vl", "qwen2_5_vl")
+RANKS = 2  # FSDP2 shards every tensor, frozen and trained, over both ranks
 # What the reference freezes (LLaMA-Factory freeze_vision_tower + freeze_multi_modal_projector), by name in the
 # saved checkpoint (Qwen3-VL saves "model.visual.*", Qwen2.5-VL its original layout "visual.*").
 FROZEN = re.compile(r"(^|\.)visual\.(patch_embed|blocks|merger)\.")
@@ -53,11 +57,18 @@ def sft_runs(tmp_path_factory, tiny_vl_checkpoint):
     arguments += [*common, f"model.path={tiny_vl_checkpoint('qwen3_vl')}", "engine.strategy=fsdp",
                   f"trainer.default_local_dir={work / 'fsdp1'}"]
     # from a folder outside the repository: the recipe is found through the Hydra search-path plugin
-    run = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "sft_cpu.py"), *arguments],
-        cwd=work, capture_output=True, text=True, timeout=900,
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={RANKS}",
+         str(REPO / "tests" / "sft_cpu.py"), *arguments],
+        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
-    return work, run.returncode, run.stdout + run.stderr
+    try:
+        output, _ = launch.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(launch.pid, signal.SIGKILL)  # torchrun and both ranks
+        output, _ = launch.communicate()
+        pytest.fail(f"the SFT runs did not finish in 600 s:\n{output[-3000:]}")
+    return work, launch.returncode, output
 
 
 def step_dir(work: Path, family: str) -> Path:
@@ -89,9 +100,12 @@ def test_one_step_trains_the_language_model_and_leaves_the_frozen_vision_bit_ide
     trainable_count = sum(before[name].numel() for name in set(before) - frozen)
     report = re.search(rf"SFT freezing \({family}\).* (\d+) parameters in (\d+) tensors frozen, (\d+) parameters", output)
     assert report and (int(report[1]), int(report[2]), int(report[3])) == (frozen_count, len(frozen), trainable_count)
-    optimizer = torch.load(step_dir(work, family) / "optim_world_size_1_rank_0.pt", weights_only=False)
-    assert len(optimizer["param_groups"][0]["params"]) == len(before) - len(frozen)
-    assert sum(state["exp_avg"].numel() for state in optimizer["state"].values()) == trainable_count
+    state_elements = 0
+    for rank in range(RANKS):
+        optimizer = torch.load(step_dir(work, family) / f"optim_world_size_{RANKS}_rank_{rank}.pt", weights_only=False)
+        assert len(optimizer["param_groups"][0]["params"]) == len(before) - len(frozen)
+        state_elements += sum(state["exp_avg"].to_local().numel() for state in optimizer["state"].values())
+    assert state_elements == trainable_count  # each rank holds its shard of the trainable tensors' state only
 
     loss = re.findall(r"train/loss:([0-9.]+)", output)
     assert loss and all(np.isfinite(float(value)) for value in loss)
