@@ -1,13 +1,16 @@
 """Run verl's SFT trainer on the CPU: a CPU device platform registered through verl's platform registry.
 
     python tests/sft_cpu.py HYDRA_OVERRIDE ... [--- HYDRA_OVERRIDE ...]
+    torchrun --standalone --nproc_per_node=2 tests/sft_cpu.py HYDRA_OVERRIDE ...
 
 verl 0.9.1 resolves its accelerator through ``verl.plugin.platform`` (``PlatformRegistry`` plus the
 ``VERL_PLATFORM`` override). Registering a ``cpu`` platform there, before anything asks for the platform,
 lets ``verl.trainer.sft_trainer`` run unchanged with ``engine.strategy=fsdp2`` over gloo. This script
-registers it and then runs verl's own ``verl.trainer.sft_trainer`` entry point (its Hydra ``main``) in a
-single process (rank 0 of a world of 1; no torchrun needed), with the given overrides; each ``---`` starts
-another run in the same process (verl and the models are imported once).
+registers it (and verl's FSDP engine for the ``cpu`` device) and then runs verl's own
+``verl.trainer.sft_trainer`` entry point (its Hydra ``main``) with the given overrides, under torchrun or, without
+it, as rank 0 of a world of 1; each ``---`` starts another run in the same process (verl and the models are
+imported once). What differs from a GPU node is only here: the platform, the device module (zero memory
+statistics) and a plain gloo process group.
 """
 
 import contextlib
