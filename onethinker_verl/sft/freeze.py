@@ -23,6 +23,7 @@ itself when it is built with a freezing key set (so the keys are never ignored, 
 off); a run without the keys pays one attribute lookup.
 """
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -170,10 +171,12 @@ def install() -> None:
     original_build_module = FSDPEngine._build_module
     original_build_optimizer = FSDPEngine._build_optimizer
 
+    @functools.wraps(original_worker_init)
     def worker_init_checking_strategy(self, config, *args, **kwargs):
         original_worker_init(self, config, *args, **kwargs)
         check_strategy(self.model_config, self.engine_config, self.engine)
 
+    @functools.wraps(original_build_module)
     def build_module_with_frozen_parts(self):
         module = original_build_module(self)
         paths = frozen_module_paths(self.model_config)
@@ -193,6 +196,7 @@ def install() -> None:
             self.frozen_parameter_counts = counts
         return module
 
+    @functools.wraps(original_build_optimizer)
     def build_trainable_optimizer(self, module):
         if not frozen_module_paths(self.model_config):
             return original_build_optimizer(self, module)
