@@ -201,3 +201,22 @@ def test_unreadable_media_found_at_start_up_with_decode_check(tmp_path, family_t
         dataset[0]
     with pytest.raises(FileNotFoundError, match=r"id='broken-row'.*media unreadable"):
         OneThinkerSFTDataset(str(parquet), tokenizer, {**config, "check_media_on_load": "decode"}, processor=processor)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_processor_loaded_without_verl_gets_the_same_positions(
+    train_parquet, family_tools, recipe_data_config, tiny_vl_checkpoint, family
+):
+    """AutoProcessor has no bound get_rope_index: the dataset gets the model's own from the same folder."""
+    from transformers import AutoProcessor
+
+    from onethinker_verl.sft.dataset import OneThinkerSFTDataset
+
+    tokenizer, processor, _ = family_tools[family]
+    plain = AutoProcessor.from_pretrained(tiny_vl_checkpoint(family))
+    assert not hasattr(plain, "get_rope_index")
+    config = {**recipe_data_config, "media_root": sample_dir()}
+    with_model = OneThinkerSFTDataset(str(train_parquet), tokenizer, config, processor=processor)
+    without = OneThinkerSFTDataset(str(train_parquet), tokenizer, config, processor=plain)
+    for index in range(len(with_model)):
+        assert torch.equal(with_model[index]["position_ids"], without[index]["position_ids"])

@@ -17,7 +17,8 @@ replaces the three steps that cause it, keeping the rest of verl's class (file r
   ``do_sample_frames=False`` -- the path verl's RL agent loop uses -- so the processor keeps the sampled
   frames, Qwen3-VL writes the true timestamps and Qwen2.5-VL gets the true seconds per temporal patch;
 - position ids come from the model's own ``get_rope_index``, which verl's ``hf_processor`` binds to the
-  processor (as the RL agent loop uses it): text row plus three rotary rows, ``(4, seq_len)``.
+  processor (as the RL agent loop uses it; a processor loaded otherwise gets it through ``hf_processor`` from
+  the same folder): text row plus three rotary rows, ``(4, seq_len)``.
 
 Media that is missing at start-up is an error naming the rows, or, with ``data.skip_missing_media=true``,
 dropped and counted (``skipped_missing_media``), as in the RL dataset; ``data.check_media_on_load`` chooses
@@ -72,6 +73,7 @@ class OneThinkerSFTDataset(MultiTurnSFTDataset):
         self.skipped_missing_media = 0
         apply_video_reader_backend(config)
         super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
+        self._model_rope_index = self._find_model_rope_index()
 
     # ---- reading: verl's reader, then the start-up media check --------------------------------------------
 
@@ -253,29 +255,41 @@ class OneThinkerSFTDataset(MultiTurnSFTDataset):
 
     # ---- the row: tokens, masks, model position ids, padding --------------------------------------------------
 
-    def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, multi_modal_inputs: dict):
-        """``(4, seq_len)`` for multimodal-rotary models (text positions, then the model's ``get_rope_index``
-        rows t, h, w), ``(seq_len,)`` otherwise."""
-        get_rope_index = getattr(self.processor, "get_rope_index", None)
+    def _find_model_rope_index(self):
+        """The model's own ``get_rope_index`` as verl binds it to the processor in ``hf_processor``; for a
+        processor loaded otherwise, verl's ``hf_processor`` is asked for it from the same folder. None for
+        processors without multimodal rotary positions."""
         if self.processor is None:
-            return torch.arange(input_ids.shape[0], dtype=torch.long)
-        if get_rope_index is None:
-            if "Qwen2VLImageProcessor" in type(self.processor.image_processor).__name__:
-                raise ValueError(
-                    f"{type(self.processor).__name__} has no get_rope_index: load it with verl.utils.hf_processor "
-                    "(verl binds the model's get_rope_index to the processor there)"
-                )
+            return None
+        bound = getattr(self.processor, "get_rope_index", None)
+        if bound is not None or "Qwen2VLImageProcessor" not in type(self.processor.image_processor).__name__:
+            return bound
+        from verl.utils import hf_processor
+
+        folder = getattr(self.processor.tokenizer, "name_or_path", None)
+        bound = getattr(hf_processor(folder), "get_rope_index", None) if folder else None
+        if bound is None:
+            raise ValueError(
+                f"{type(self.processor).__name__} has no get_rope_index and none could be loaded from {folder!r}: "
+                "load the processor with verl.utils.hf_processor (it binds the model's get_rope_index)"
+            )
+        return bound
+
+    def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, multi_modal_inputs: dict):
+        """``(4, seq_len)`` for multimodal-rotary models (text positions, then the rows t, h, w of the model's own
+        ``get_rope_index``), ``(seq_len,)`` otherwise."""
+        if self._model_rope_index is None:
             return torch.arange(input_ids.shape[0], dtype=torch.long)
         token_types = torch.zeros_like(input_ids)
         token_types[input_ids == self.processor.image_token_id] = 1
         token_types[input_ids == self.processor.video_token_id] = 2
-        kwargs = {key: multi_modal_inputs[key] for key in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
-                  if key in multi_modal_inputs}
-        rope, _ = get_rope_index(
+        grids = {key: multi_modal_inputs[key] for key in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
+                 if key in multi_modal_inputs}
+        rope, _ = self._model_rope_index(
             input_ids=input_ids.unsqueeze(0),
             mm_token_type_ids=token_types.unsqueeze(0),
             attention_mask=attention_mask.unsqueeze(0),
-            **kwargs,
+            **grids,
         )  # (3, 1, seq_len)
         text = torch.arange(input_ids.shape[0], dtype=torch.long).unsqueeze(0)
         return torch.cat((text, rope[:, 0].to(torch.long)), dim=0)
