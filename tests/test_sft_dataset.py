@@ -220,3 +220,27 @@ def test_processor_loaded_without_verl_gets_the_same_positions(
     without = OneThinkerSFTDataset(str(train_parquet), tokenizer, config, processor=plain)
     for index in range(len(with_model)):
         assert torch.equal(with_model[index]["position_ids"], without[index]["position_ids"])
+
+
+def test_verls_own_sft_dataset_still_loses_the_video_timing(train_parquet, family_tools):
+    """The gap this dataset bridges, on the same video row with verl 0.9.1's MultiTurnSFTDataset: Qwen3-VL fails
+    computing position ids, Qwen2.5-VL gets 1/12 s per temporal patch. When this fails, verl has fixed it."""
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
+    rows = pq.read_table(train_parquet).to_pylist()
+    index = next(i for i, row in enumerate(rows) if row["videos"])
+    # verl's dataset has no media root: give it absolute paths
+    absolute = pq.read_table(train_parquet).to_pandas()
+    absolute["videos"] = [[{**v, "video": str(Path(sample_dir()) / v["video"])} for v in videos]
+                          for videos in absolute["videos"]]
+    path = Path(train_parquet).with_name("absolute_paths.parquet")
+    absolute.to_parquet(path)
+    config = {"pad_mode": "no_padding", "max_length": 100000}
+    datasets = {
+        family: MultiTurnSFTDataset(str(path), family_tools[family][0], config, processor=family_tools[family][1])
+        for family in FAMILIES
+    }
+    with pytest.raises(IndexError):
+        datasets["qwen3_vl"][index]
+    seconds = datasets["qwen2_5_vl"][index]["multi_modal_inputs"]["second_per_grid_ts"].tolist()
+    assert seconds == [pytest.approx(2 / 24)]
