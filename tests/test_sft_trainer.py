@@ -100,6 +100,7 @@ def test_one_step_trains_the_language_model_and_leaves_the_frozen_vision_bit_ide
     trainable_count = sum(before[name].numel() for name in set(before) - frozen)
     report = re.search(rf"SFT freezing \({family}\).* (\d+) parameters in (\d+) tensors frozen, (\d+) parameters", output)
     assert report and (int(report[1]), int(report[2]), int(report[3])) == (frozen_count, len(frozen), trainable_count)
+    assert len(re.findall(rf"SFT freezing \({family}\)", output)) == 1  # rank 0 reports, once
     state_elements = 0
     for rank in range(RANKS):
         optimizer = torch.load(step_dir(work, family) / f"optim_world_size_{RANKS}_rank_{rank}.pt", weights_only=False)

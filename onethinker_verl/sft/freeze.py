@@ -183,16 +183,17 @@ def install() -> None:
         if paths:
             check_strategy(self.model_config, self.engine_config, self)
             counts = freeze_parameters(module, paths)
-            logger.info(
-                "SFT freezing (%s): frozen %s -> %d parameters in %d tensors frozen, %d parameters in %d tensors "
-                "trainable",
-                self.model_config.hf_config.model_type,
-                ", ".join(paths),
-                counts["frozen_parameters"],
-                counts["frozen_tensors"],
-                counts["trainable_parameters"],
-                counts["trainable_tensors"],
-            )
+            if self.rank == 0:  # every rank freezes the same tensors; one report
+                logger.info(
+                    "SFT freezing (%s): frozen %s -> %d parameters in %d tensors frozen, %d parameters in %d "
+                    "tensors trainable",
+                    self.model_config.hf_config.model_type,
+                    ", ".join(paths),
+                    counts["frozen_parameters"],
+                    counts["frozen_tensors"],
+                    counts["trainable_parameters"],
+                    counts["trainable_tensors"],
+                )
             self.frozen_parameter_counts = counts
         return module
 
