@@ -108,6 +108,7 @@ class OneThinkerDataset(RLHFDataset):
         self.skip_missing_media = bool(config.get("skip_missing_media", False))
         self.check_media_on_load = bool(config.get("check_media_on_load", True))
         self.length_filter_mode = _length_filter_mode(config)
+        media_cache.cache_settings(config)  # the rollout workers read these keys: fail on a typo here, at start-up
         self.skipped_missing_media = 0
         self.dropped_overlong = 0
         super().__init__(data_files, tokenizer, config, processor=processor, max_samples=max_samples)

@@ -125,20 +125,31 @@ def item_settings(item: dict) -> tuple:
     )
 
 
-def apply_video_reader_backend(config) -> None:
-    """Make qwen_vl_utils read videos with ``data.video_reader_backend`` (``decord``, ``torchvision`` or
-    ``torchcodec``) in this process; null leaves qwen_vl_utils' own choice (``FORCE_QWENVL_VIDEO_READER``,
-    else torchcodec when installed, else decord). The setting travels with the data config, so it reaches
-    every rollout worker without environment variables."""
+def check_video_reader_backend(config) -> str | None:
+    """``data.video_reader_backend``: ``decord``, ``torchvision``, ``torchcodec`` or null (qwen_vl_utils' own
+    choice: ``FORCE_QWENVL_VIDEO_READER``, else torchcodec when installed, else decord)."""
     backend = None if config is None else config.get("video_reader_backend", None)
     if backend is None:
-        return
+        return None
     from qwen_vl_utils import vision_process
 
     if backend not in vision_process.VIDEO_READER_BACKENDS:
         raise ValueError(
-            f"data.video_reader_backend must be one of {sorted(vision_process.VIDEO_READER_BACKENDS)}, got {backend!r}"
+            f"data.video_reader_backend must be one of {sorted(vision_process.VIDEO_READER_BACKENDS)} or null, "
+            f"got {backend!r}"
         )
+    return backend
+
+
+def apply_video_reader_backend(config) -> None:
+    """Make qwen_vl_utils read videos with ``data.video_reader_backend`` in this process (see
+    :func:`check_video_reader_backend`). The setting travels with the data config, so it reaches every
+    rollout worker without environment variables."""
+    backend = check_video_reader_backend(config)
+    if backend is None:
+        return
+    from qwen_vl_utils import vision_process
+
     if vision_process.FORCE_QWENVL_VIDEO_READER != backend:
         vision_process.FORCE_QWENVL_VIDEO_READER = backend
         vision_process.get_video_reader_backend.cache_clear()

@@ -91,9 +91,10 @@ def _count(event: str, message: str | None = None, *args) -> None:
         logger.warning(message + " (%d such videos so far in this process)", *args, seen)
 
 
-def load_presampled(item: dict, image_patch_size: int, config) -> tuple[torch.Tensor, dict] | None:
-    """``(frames float32 T x C x H x W, metadata)`` as ``fetch_video(..., return_video_metadata=True)`` gives
-    them, or None when pre-sampling is off or the entry is absent / stale (then the caller decodes)."""
+def load_presampled(item: dict, image_patch_size: int, config) -> tuple[np.ndarray, dict] | None:
+    """``(uint8 frames T x C x H x W, metadata)``: as float32, the frames are what ``fetch_video(...,
+    return_video_metadata=True)`` returns, with the same metadata. None when pre-sampling is off or the entry
+    is absent / stale (then the caller decodes)."""
     root = presampled_root(config)
     video = item.get("video")
     if root is None or not isinstance(video, str) or "://" in video:
@@ -110,12 +111,12 @@ def load_presampled(item: dict, image_patch_size: int, config) -> tuple[torch.Te
     if entry["source"] != _source_identity(video):
         _count("stale", "pre-sampled frames of %s are older than the video (%s): decoding it", video, meta_path)
         return None
-    frames = torch.from_numpy(np.load(base.with_name(base.name + FRAMES_SUFFIX)))
+    frames = np.load(base.with_name(base.name + FRAMES_SUFFIX))
     metadata = dict(entry["metadata"])
     for key in entry["tensor_keys"]:
         metadata[key] = torch.tensor(metadata[key])
     _count("read")
-    return frames.to(torch.float32), metadata
+    return frames, metadata
 
 
 def is_current(root: str, video_path: str, media_root: str | None, item: dict, image_patch_size: int) -> bool:
