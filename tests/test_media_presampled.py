@@ -105,3 +105,16 @@ def test_stale_absent_and_other_settings_fall_back_to_decoding(corpus, tmp_path)
     finally:
         os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     media_cache.clear()
+
+
+def test_ray_tasks_write_the_same_entries(corpus, tmp_path, ray_transfer_queue, capsys):
+    """--ray: the videos are presampled by Ray tasks (here on the test session's local cluster)."""
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    common = ["--input", str(corpus / "train.parquet"), "--media-root", str(corpus), "--videos-per-task", "1"]
+    presample.main([*common, "--output", str(local), "--workers", "1"])
+    presample.main([*common, "--output", str(on_ray), "--ray", "auto"])
+    assert "written: 2" in capsys.readouterr().out.splitlines()[-1]
+    files = sorted(path.relative_to(local) for path in local.rglob("*.frames.npy"))
+    assert len(files) == 2 and files == sorted(path.relative_to(on_ray) for path in on_ray.rglob("*.frames.npy"))
+    for name in files:
+        assert (local / name).read_bytes() == (on_ray / name).read_bytes()
