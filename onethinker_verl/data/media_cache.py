@@ -271,7 +271,8 @@ def _decode(item: dict, image_patch_size, config) -> _Stored:
     (video, metadata), _sample_fps = fetch_video(
         item, return_video_sample_fps=True, image_patch_size=image_patch_size, return_video_metadata=True
     )
-    frames, dtype = video.numpy(), video.numpy().dtype
+    frames = video.numpy()
+    dtype = frames.dtype
     if dtype == np.float32:
         as_bytes = frames.astype(np.uint8)
         if np.array_equal(as_bytes, frames):  # whole numbers in 0..255: hold a quarter of the bytes
