@@ -41,15 +41,12 @@ from onethinker_verl.data.corpus import (
     row_id_of,
     verl_rl_record,
 )
-from onethinker_verl.data.dataset import PROMPT_LENGTH_COLUMN
+from onethinker_verl.data.dataset import PROMPT_LENGTH_COLUMN, PROMPT_LENGTH_METADATA
 from onethinker_verl.data.parquet import RL_SCHEMA, BatchedParquetWriter
 from onethinker_verl.data.prompts import load_templates
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
 from onethinker_verl.data.row_work import RowWorkOptions, needs_worker_pool, ordered_row_work
-
-# Parquet schema metadata key under which the length column records how it was measured.
-PROMPT_LENGTH_METADATA = b"onethinker.prompt_length"
 
 
 def parse_args(argv=None) -> argparse.Namespace:

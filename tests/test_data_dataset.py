@@ -156,6 +156,8 @@ def test_qwen_vl_processor_renders_image_and_video_rows_at_configured_fps(tmp_pa
     config = data_config(
         tmp_path, f"+data.media_root={sample_dir()}", "data.filter_overlong_prompts=true",
         "data.max_prompt_length=100000", "+data.video_fps=2.0",
+        # in-process: a forked datasets worker can deadlock on locks torch threads of this process hold
+        "data.filter_overlong_prompts_workers=null",
     )
     # the length filter runs verl's processor path over every row, decoding every image and video
     dataset = create_rl_dataset([sample_file("rl_train.jsonl")], config, processor.tokenizer, processor)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import logging
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -188,7 +189,7 @@ def test_decode_check_in_parallel_names_every_broken_file_with_the_decoders_reas
     assert str(media / "broken.mp4") in unreadable[8] and "Error" in unreadable[8]
 
 
-def test_prompt_length_column_counts_what_verls_length_filter_counts(tmp_path):
+def test_prompt_length_column_counts_what_verls_length_filter_counts(tmp_path, caplog):
     from tiny_models import tiny_vl_processor, tiny_vl_tokenizer
     from verl.trainer.ppo.utils import create_rl_dataset
     from omegaconf import OmegaConf
@@ -221,3 +222,8 @@ def test_prompt_length_column_counts_what_verls_length_filter_counts(tmp_path):
         {**base, "filter_overlong_prompts": False}), processor.tokenizer, processor)
     assert isinstance(by_column, OneThinkerDataset) and by_column.dropped_overlong == sum(n > limit for n in lengths)
     assert ids(by_column) == ids(by_verl) and 0 < len(by_column) < len(lengths)
+    # lengths measured at 1 fps, a run at 2 fps: the filter still runs, and says it may be wrong
+    with caplog.at_level(logging.WARNING, logger="onethinker_verl.data.dataset"):
+        create_rl_dataset([str(out / "train.parquet")], OmegaConf.create({**base, "video_fps": 2.0}), processor.tokenizer,
+                          processor)
+    assert any("prompt_length column was measured with media settings" in r.getMessage() for r in caplog.records)

@@ -16,6 +16,7 @@ What it adds to verl's class:
   reading pre-sampled frames (:mod:`.presampled`).
 """
 
+import json
 import logging
 import os
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 _MISSING_LISTED = 5  # missing files named in the error / warning; the rest are counted
 PROMPT_LENGTH_COLUMN = "prompt_length"  # written by data_prep/prepare_rl.py --prompt-length-model
+# parquet schema metadata key under which prepare_rl.py records how the lengths were measured (model, settings)
+PROMPT_LENGTH_METADATA = b"onethinker.prompt_length"
 
 
 def _media_root(config) -> str | None:
@@ -147,6 +150,8 @@ class OneThinkerDataset(RLHFDataset):
         """verl calls this after its ``max_samples`` draw: apply the cheap start-up filters first, then
         verl's own decode-based length filter (off in the recipe) on what is left."""
         dataframe = self.dataframe if dataframe is None else dataframe
+        if PROMPT_LENGTH_COLUMN in dataframe.column_names and self.length_filter_mode is not False:
+            self._warn_if_lengths_were_measured_differently()
         columns = [c for c in _startup_column_names(self.config) if c in dataframe.column_names]
         if columns:
             table = dataframe.select_columns(columns).with_format("arrow")[:]
@@ -159,6 +164,27 @@ class OneThinkerDataset(RLHFDataset):
         if len(kept) < len(dataframe):
             dataframe = dataframe.select(kept)
         return super().maybe_filter_out_long_prompts(dataframe)
+
+    def _warn_if_lengths_were_measured_differently(self) -> None:
+        """Lengths measured at other sampling settings than this run's filter the wrong rows: say so."""
+        import pyarrow.parquet as pq
+
+        current = vars(self.media_settings)
+        for path in self.data_files:
+            recorded = (pq.read_schema(path).metadata or {}).get(PROMPT_LENGTH_METADATA)
+            if recorded is None:
+                continue
+            measured = json.loads(recorded)
+            if measured.get("media_settings") != current:
+                logger.warning(
+                    "%s: its prompt_length column was measured with media settings %s (model %s), this run "
+                    "uses %s: the length filter may keep or drop the wrong rows; rerun data_prep/prepare_rl.py "
+                    "--prompt-length-model with the recipe's settings",
+                    path,
+                    measured.get("media_settings"),
+                    measured.get("model"),
+                    current,
+                )
 
     def _read_files_and_tokenize(self):
         cache_dir = os.path.expanduser(self.config.get("cache_dir", "~/.cache/verl/rlhf"))
