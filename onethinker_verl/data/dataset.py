@@ -254,7 +254,7 @@ class OneThinkerDataset(RLHFDataset):
 
 
 def _startup_column_names(config) -> list[str]:
-    return [config.get("image_key", "images"), config.get("video_key", "videos"), PROMPT_LENGTH_COLUMN, "extra_info"]
+    return [config.get("image_key", "images"), config.get("video_key", "videos"), PROMPT_LENGTH_COLUMN]
 
 
 def _startup_columns(parquet_path: str, config) -> pa.Table:
@@ -262,7 +262,7 @@ def _startup_columns(parquet_path: str, config) -> pa.Table:
     import pyarrow.parquet as pq
 
     names = set(pq.read_schema(parquet_path).names)
-    wanted = [c for c in _startup_column_names(config) if c in names and c != "extra_info"]
+    wanted = [c for c in _startup_column_names(config) if c in names]
     if wanted:
         return pq.read_table(parquet_path, columns=wanted)
     return pa.table({"_": pa.nulls(pq.ParquetFile(parquet_path).metadata.num_rows, pa.int8())})
