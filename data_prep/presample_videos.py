@@ -6,8 +6,9 @@
     # on the training cluster: Ray tasks, one CPU each
     python data_prep/presample_videos.py ... --ray auto
 
-The frames depend on the sampling settings (``--video-*``, defaults = the recipe's) and the policy's image
-patch size (Qwen3-VL 16, Qwen2.5-VL 14): pass the values training uses, or the rollout workers will not find
+The frames depend on the sampling settings (``--video-*``, defaults = the recipe's), the policy's image
+patch size (Qwen3-VL 16, Qwen2.5-VL 14) and the video reader (``--video-reader-backend``, default decord as
+in the recipe): pass the values training uses, or the rollout workers will not find
 the frames and decode on the fly (logged and counted). Resumable: videos whose entry exists and whose
 source is unchanged are skipped, so an interrupted run continues where it stopped. Videos that fail to
 decode are listed with the decoder's reason in OUTPUT/failed.jsonl.
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from onethinker_verl.data.cli import add_media_settings_options, media_settings_from_args
 from onethinker_verl.data.corpus import RowRejected, parse_row
-from onethinker_verl.data.media import resolve_media_path
+from onethinker_verl.data.media import apply_video_reader_backend, resolve_media_path
 from onethinker_verl.data.presampled import is_current, presample_videos
 from onethinker_verl.data.records import iter_records
 
@@ -37,6 +38,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="the folder training gets as data.presampled_video_root")
     parser.add_argument(
         "--image-patch-size", type=int, default=16, help="the policy's patch size: Qwen3-VL 16, Qwen2.5-VL 14"
+    )
+    parser.add_argument(
+        "--video-reader-backend",
+        default="decord",
+        help="the recipe's data.video_reader_backend: frames are stored per reader (default: %(default)s)",
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (default: %(default)s)")
     parser.add_argument(
@@ -88,9 +94,8 @@ def _tasks(items: list[dict], size: int) -> list[list[dict]]:
 def _run_pool(args, tasks):
     context = multiprocessing.get_context("spawn")  # the parent may hold torch threads
     with concurrent.futures.ProcessPoolExecutor(args.workers, context) as pool:
-        futures = [
-            pool.submit(presample_videos, args.output, task, args.media_root, args.image_patch_size) for task in tasks
-        ]
+        common = (args.media_root, args.image_patch_size, args.video_reader_backend)
+        futures = [pool.submit(presample_videos, args.output, task, *common) for task in tasks]
         for future in concurrent.futures.as_completed(futures):
             yield future.result()
 
@@ -100,13 +105,17 @@ def _run_ray(args, tasks):
 
     ray.init(address=args.ray, ignore_reinit_error=True)
     remote = ray.remote(num_cpus=1)(presample_videos)
-    pending = [remote.remote(args.output, task, args.media_root, args.image_patch_size) for task in tasks]
+    pending = [
+        remote.remote(args.output, task, args.media_root, args.image_patch_size, args.video_reader_backend)
+        for task in tasks
+    ]
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])
 
 
 def run(args) -> dict:
+    apply_video_reader_backend({"video_reader_backend": args.video_reader_backend})  # entries are per reader
     settings = media_settings_from_args(args)
     videos = corpus_videos(args.input, args.media_root)
     items = [settings.video_item(video) for video in videos]
@@ -117,7 +126,10 @@ def run(args) -> dict:
     if args.ray is not None:
         batches = _run_ray(args, tasks)
     elif args.workers == 1:
-        batches = (presample_videos(args.output, task, args.media_root, args.image_patch_size) for task in tasks)
+        batches = (
+            presample_videos(args.output, task, args.media_root, args.image_patch_size, args.video_reader_backend)
+            for task in tasks
+        )
     else:
         batches = _run_pool(args, tasks)
     with open(Path(args.output) / "failed.jsonl", "w", encoding="utf-8") as failed, tqdm(

@@ -11,7 +11,8 @@ model gets the same frames, timestamps and token count.
 
 Layout: ``ROOT/<settings folder>/<video path relative to data.media_root>.{frames.npy,json}``; the settings
 folder name is a digest of every decode setting of the item (fps, frame limits, pixel budgets), the image
-patch size and qwen_vl_utils' ``MODEL_SEQ_LEN``, so frames sampled for other settings are never read. An
+patch size, qwen_vl_utils' ``MODEL_SEQ_LEN`` and the video reader (``data.video_reader_backend``), so frames
+sampled for other settings are never read. An
 entry that is absent, or whose source video changed since (size or mtime differ), is not used: the video is
 decoded on the fly and the event is counted and logged (:func:`presampled_stats`). Copy the media with their
 times preserved (``rsync -a``, ``cp -p``) or presample again.
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .media import item_settings
+from .media import apply_video_reader_backend, item_settings
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def settings_folder(item: dict, image_patch_size: int) -> str:
             "settings": item_settings(item),
             "image_patch_size": int(image_patch_size),
             "model_seq_len": vision_process.MODEL_SEQ_LEN,
+            # readers may convert colours differently: frames are only valid for the reader that made them
+            "reader": vision_process.get_video_reader_backend(),
         },
         sort_keys=True,
     )
@@ -173,10 +176,14 @@ def write_presampled(root: str, item: dict, media_root: str | None, image_patch_
     return frames_path.stat().st_size + meta_path.stat().st_size
 
 
-def presample_videos(root: str, items: list[dict], media_root: str | None, image_patch_size: int) -> list[dict]:
+def presample_videos(
+    root: str, items: list[dict], media_root: str | None, image_patch_size: int, reader: str | None
+) -> list[dict]:
     """Worker body of ``data_prep/presample_videos.py`` (a process-pool task or a Ray task): presample each
-    item, one result per item: ``{"video", "bytes", "seconds"}`` or ``{"video", "error"}`` (the decoder's
-    reason). ``seconds`` is the video's duration, for the storage-per-hour figure."""
+    item with the video ``reader`` (a ``data.video_reader_backend`` value), one result per item:
+    ``{"video", "bytes", "seconds"}`` or ``{"video", "error"}`` (the decoder's reason). ``seconds`` is the
+    video's duration, for the storage-per-hour figure."""
+    apply_video_reader_backend({"video_reader_backend": reader})
     results = []
     for item in items:
         try:
