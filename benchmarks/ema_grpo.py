@@ -38,14 +38,6 @@ from verl.utils.config import omega_conf_to_dataclass
 from _spec_ema_grpo import SpecEmaGrpo
 
 from onethinker_verl.advantage import ema_grpo
-from onethinker_verl.glue.install import GlueNeeds
-from onethinker_verl.glue.legacy_fit import legacy_glue_active
-from onethinker_verl.glue.task_identity import provide_tasks_in_legacy_compute_advantage
-
-# What a legacy trainer built with algorithm.adv_estimator=ema_grpo installs; main() runs as inside its fit,
-# so the batch's extra_info reaches the estimator through verl's compute_advantage.
-provide_tasks_in_legacy_compute_advantage()
-EMA_GRPO_TRAINER = GlueNeeds(ema_grpo=True, onethinker_reward=False, online_filter=False, normalize_model_scores=False)
 
 # (problem_type, data_type, reward kind): 11 pairs, 10 task keys (multiple choice covers image and video).
 TASKS = [
@@ -206,5 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with legacy_glue_active(EMA_GRPO_TRAINER):
-        main()
+    main()

@@ -35,14 +35,6 @@ from verl.trainer.ppo import ray_trainer  # noqa: E402
 from verl.utils.config import omega_conf_to_dataclass  # noqa: E402
 
 from onethinker_verl.advantage import ema_grpo  # noqa: E402
-from onethinker_verl.glue.install import GlueNeeds  # noqa: E402
-from onethinker_verl.glue.legacy_fit import legacy_glue_active  # noqa: E402
-from onethinker_verl.glue.task_identity import provide_tasks_in_legacy_compute_advantage  # noqa: E402
-
-# What a legacy trainer built with algorithm.adv_estimator=ema_grpo installs; main() runs as inside its fit,
-# so the batch's extra_info reaches the estimator through verl's compute_advantage.
-provide_tasks_in_legacy_compute_advantage()
-EMA_GRPO_TRAINER = GlueNeeds(ema_grpo=True, onethinker_reward=False, online_filter=False, normalize_model_scores=False)
 
 GROUP_SIZE = 8
 RESPONSE_LEN = 4
@@ -204,5 +196,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with legacy_glue_active(EMA_GRPO_TRAINER):
-        main()
+    main()

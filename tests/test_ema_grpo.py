@@ -211,14 +211,18 @@ def test_padding_rows_get_zero_advantage_and_stay_out_of_moments_and_metrics():
     assert padded_metrics == ema_grpo.pop_step_metrics()
 
 
-def test_legacy_wrappers_are_inert_outside_the_fit_of_a_trainer_that_asked():
-    """Any other caller of verl's module functions in the process (a stock trainer, say) gets verl's own."""
-    data, *_ = mixed_batch(np.random.default_rng(9), 0)
+def test_direct_calls_give_ema_grpo_its_tasks_and_leave_other_estimators_and_metrics_to_verl():
+    """Outside any trainer's fit (a tool, a benchmark, a stock trainer in the same process), verl's
+    ``compute_advantage`` still hands ``ema_grpo`` the batch's tasks; other estimators and the step metrics are
+    verl's own."""
+    data, scores, problem_types, data_types = mixed_batch(np.random.default_rng(9), 0)
     data.non_tensor_batch["task"] = np.array(["geometry"] * len(data), dtype=object)  # a third-party reward column
     data.non_tensor_batch["note"] = np.array(["free text"] * len(data), dtype=object)
     with legacy_glue_active(None):
-        with pytest.raises(RuntimeError, match="task of each sample did not reach the estimator"):
-            ray_trainer.compute_advantage(data, adv_estimator="ema_grpo", config=algorithm_config())
+        out = ray_trainer.compute_advantage(data, adv_estimator="ema_grpo", config=algorithm_config())
+        expected = SpecEmaGrpo().step(scores, list(data.non_tensor_batch["uid"]), problem_types, data_types)
+        np.testing.assert_allclose(out.batch["advantages"][:, 0].numpy(), expected, atol=1e-5)
+        ema_grpo.pop_step_metrics()
         grpo = ray_trainer.compute_advantage(data, adv_estimator="grpo", config=algorithm_config())
         grpo.batch["token_level_scores"] = grpo.batch["token_level_rewards"]
         grpo.batch["prompts"] = torch.ones(len(grpo), 3, dtype=torch.long)

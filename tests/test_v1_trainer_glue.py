@@ -98,7 +98,20 @@ def stored_advantages(tq, keys):
     return list(tq.kv_batch_get(keys=keys, partition_id=PARTITION, select_fields=["advantages"])["advantages"].unbind(0))
 
 
-def test_v1_advantage_step_gets_each_trajectorys_task(tq):
+def trainer_built_without_init(*overrides):
+    """verl's sync v1 trainer object with only its config, as tools and tests build one to skip __init__ (which
+    starts workers): the glue is decided at its first glued call."""
+    trainer = PPOTrainerSync.__new__(PPOTrainerSync)
+    trainer.config = compose_recipe(
+        "data.train_batch_size=2", f"actor_rollout_ref.rollout.n={N}", "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+        *overrides,
+    )
+    trainer.global_steps = 1
+    return trainer
+
+
+@pytest.mark.parametrize("built", ["init", "new"])
+def test_v1_advantage_step_gets_each_trajectorys_task(tq, built):
     rng = np.random.default_rng(0)
     groups = [
         ("g0", "tracking", "video"),
@@ -108,7 +121,8 @@ def test_v1_advantage_step_gets_each_trajectorys_task(tq):
         ("g4", "segmentation", "video"),
     ]
     spec = SpecEmaGrpo()
-    trainer = build_trainer("algorithm.online_filter.enable=false")
+    build = build_trainer if built == "init" else trainer_built_without_init
+    trainer = build("algorithm.online_filter.enable=false")
     for step in range(2):
         keys, tags, scores, uids, problem_types, data_types = [], [], [], [], [], []
         for name, problem_type, data_type in groups:

@@ -6,21 +6,30 @@
 config when a trainer is built and calls :func:`install_onethinker_glue`. A run that uses neither
 ``algorithm.adv_estimator=ema_grpo``, nor ``reward.reward_manager.name=onethinker``, nor
 ``algorithm.online_filter.enable`` gets nothing: its trainer object is verl's, untouched, and no glue runs
-during its steps.
+during its steps (each glued method costs it one set-membership test per call).
+
+A trainer object built without its ``__init__`` (``PPOTrainer.__new__`` plus a ``config``, as tools and tests
+do to skip starting GPU workers) gets its glue decided at its first call of a glued method
+(``_compute_advantage``, ``_save_checkpoint``, ``_load_checkpoint``; ``_build_replay_buffer`` attaches the
+online filter to every buffer it builds for a config that enables it).
 """
 
 import logging
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from onethinker_verl.glue.method_wrapping import wrap_attribute
+from onethinker_verl.glue.method_wrapping import DECIDES_GLUE_MARK, wrap_attribute
 
 logger = logging.getLogger(__name__)
 
 INSTALLED_ATTR = "_onethinker_glue"
 V1_TRAINER_MODULE = "verl.trainer.ppo.v1.trainer_base"
+# Trainer objects whose glue has been decided (installed, or not needed); kept outside the objects so that a
+# stock trainer carries verl's attributes only.
+_DECIDED: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ def install_onethinker_glue(trainer: Any) -> GlueNeeds:
     if installed is not None:
         return installed
     needs = GlueNeeds.from_config(trainer.config)
+    if trainer in _DECIDED:
+        return needs
+    _DECIDED.add(trainer)  # first: installing may call a glued method of this trainer
     if needs.any():
         v1_module = sys.modules.get(V1_TRAINER_MODULE)
         if v1_module is not None and isinstance(trainer, v1_module.PPOTrainer):
@@ -94,12 +106,12 @@ def _install_on_v1_trainer(trainer: Any, needs: GlueNeeds) -> None:
     if needs.online_filter:
         # PPOTrainer.__init__ has built the replay buffer; a trainer built without it may not have one yet.
         if getattr(trainer, "replay_buffer", None) is None:
-            trainer.replay_buffer = trainer._build_replay_buffer()
-        online_filter.attach_online_filter(trainer.replay_buffer, trainer.config)
+            trainer.replay_buffer = trainer._build_replay_buffer()  # attaches the filter (install_v1_trainer_glue)
+        online_filter.attach_online_filter(trainer.replay_buffer, trainer.config)  # idempotent
 
 
 def _install_on_legacy_trainer(trainer: Any, needs: GlueNeeds) -> None:
-    from onethinker_verl.glue import ema_checkpoint, legacy_fit, step_metrics, task_identity
+    from onethinker_verl.glue import ema_checkpoint, legacy_fit, step_metrics
 
     if needs.online_filter:
         raise ValueError(
@@ -108,7 +120,6 @@ def _install_on_legacy_trainer(trainer: Any, needs: GlueNeeds) -> None:
             "algorithm.online_filter.enable=false or use the v1 trainer."
         )
     if needs.ema_grpo:
-        task_identity.provide_tasks_in_legacy_compute_advantage()
         ema_checkpoint.save_and_restore_moments_with_checkpoints(trainer)
     step_metrics.add_metrics_in_legacy_compute_data_metrics()
     legacy_fit.scope_glue_to_fit(trainer, needs)
@@ -122,15 +133,53 @@ def _install_at_construction(init: Callable) -> Callable:
     return init_with_onethinker_glue
 
 
+def _decide_glue_on_first_use(method: Callable) -> Callable:
+    """Class-level wrapper of a glued method: an object whose glue is not decided yet (built without
+    ``__init__``) gets it now; the call then goes to the object's own wrapper, if any, else to verl's method."""
+    name = method.__name__
+
+    def method_after_deciding_glue(self, *args, **kwargs):
+        if self not in _DECIDED:
+            install_onethinker_glue(self)
+        own = vars(self).get(name)
+        if own is not None:
+            return own(*args, **kwargs)
+        return method(self, *args, **kwargs)
+
+    setattr(method_after_deciding_glue, DECIDES_GLUE_MARK, True)
+    return method_after_deciding_glue
+
+
+def _attach_online_filter_when_built(build_replay_buffer: Callable) -> Callable:
+    def build_replay_buffer_with_online_filter(self):
+        from onethinker_verl.glue.online_filter import attach_online_filter, online_filter_settings
+
+        buffer = build_replay_buffer(self)
+        if online_filter_settings(self.config.algorithm) is not None:
+            attach_online_filter(buffer, self.config)
+        return buffer
+
+    return build_replay_buffer_with_online_filter
+
+
 def install_v1_trainer_glue() -> None:
     """Make every v1 ``PPOTrainer`` built from now on install the glue its config needs."""
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
     wrap_attribute(PPOTrainer, "__init__", _install_at_construction)
+    for name in ("_compute_advantage", "_save_checkpoint", "_load_checkpoint"):
+        wrap_attribute(PPOTrainer, name, _decide_glue_on_first_use)
+    wrap_attribute(PPOTrainer, "_build_replay_buffer", _attach_online_filter_when_built)
 
 
 def install_legacy_trainer_glue() -> None:
-    """Make every legacy ``RayPPOTrainer`` built from now on install the glue its config needs."""
+    """Make every legacy ``RayPPOTrainer`` built from now on install the glue its config needs, and give
+    ``ema_grpo`` each sample's task in verl's module-level ``compute_advantage``."""
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
+    from onethinker_verl.glue.task_identity import provide_tasks_to_compute_advantage
+
+    provide_tasks_to_compute_advantage()
     wrap_attribute(RayPPOTrainer, "__init__", _install_at_construction)
+    for name in ("_save_checkpoint", "_load_checkpoint"):
+        wrap_attribute(RayPPOTrainer, name, _decide_glue_on_first_use)

@@ -2,11 +2,14 @@
 verl lacks the method (the glue was checked against verl 0.9.1 only)."""
 
 import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
 CHECKED_VERL_VERSIONS = ("0.9.1",)
 WRAPPED_MARK = "__onethinker_wrapped__"
+# Set on a class-level method that decides an object's glue on first use (onethinker_verl.glue.install).
+DECIDES_GLUE_MARK = "__onethinker_decides_glue__"
 
 
 def wrap_attribute(owner: Any, name: str, make_wrapper: Callable[[Callable], Callable]) -> bool:
@@ -18,6 +21,10 @@ def wrap_attribute(owner: Any, name: str, make_wrapper: Callable[[Callable], Cal
     method for that object only).
     """
     original = getattr(owner, name, None)
+    decider = getattr(original, "__func__", None)
+    if getattr(decider, DECIDES_GLUE_MARK, False):
+        # On an object, wrap verl's own method: the class-level decider would call back into this attribute.
+        original = types.MethodType(decider.__wrapped__, owner)
     if original is None:
         import verl
 

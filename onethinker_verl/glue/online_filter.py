@@ -24,6 +24,8 @@ from onethinker_verl.online_filter import GroupDecision, OnlineFilterState, band
 logger = logging.getLogger(__name__)
 
 VALIDATION_PARTITION = "val"
+# The filter state of a replay buffer that has the band filter.
+ONLINE_FILTER_ATTR = "_onethinker_online_filter"
 
 
 def online_filter_settings(algorithm: Any) -> Optional[Any]:
@@ -33,8 +35,13 @@ def online_filter_settings(algorithm: Any) -> Optional[Any]:
 
 
 def attach_online_filter(buffer: Any, config: Any) -> OnlineFilterState:
-    """Give this v1 replay buffer OneThinker's band filter (``algorithm.online_filter`` must be enabled)."""
+    """Give this v1 replay buffer OneThinker's band filter (``algorithm.online_filter`` must be enabled);
+    a buffer that already has it keeps its state."""
     from verl.trainer.ppo.v1 import replay_buffer
+
+    attached = getattr(buffer, ONLINE_FILTER_ATTR, None)
+    if attached is not None:
+        return attached
 
     band = online_filter_settings(config.algorithm)
     filter_groups = config.algorithm.get("filter_groups", None)
@@ -96,6 +103,7 @@ def attach_online_filter(buffer: Any, config: Any) -> OnlineFilterState:
     wrap_attribute(buffer, "_dapo_filtered_keys", make_filtered_keys)
     wrap_attribute(buffer, "sample", make_sample)
     wrap_attribute(buffer, "refill_fn", make_refill)
+    setattr(buffer, ONLINE_FILTER_ATTR, state)
     logger.info(
         "onethinker-verl: online filter keeps groups with %s < mean %s < %s, at most %s generation batches per step "
         "(algorithm.filter_groups.max_num_gen_batches, enforced here)",

@@ -8,11 +8,12 @@ estimator (upstream PR verl-project/verl#7473 would change that). The glue there
 * v1 trainer (``trainer.use_v1=true``, the default): ``PPOTrainer._compute_advantage`` of one trainer
   object is wrapped to read each trajectory's ``extra_info`` from TransferQueue (one read per step) and to
   mark the rows verl added as padding (:mod:`.padding`).
-* legacy trainer (``trainer.use_v1=false``): its ``fit`` calls ``verl.trainer.ppo.ray_trainer.compute_advantage``
-  with a ``DataProto`` that already holds ``extra_info``; that module function is wrapped (verl looks it up at
-  call time) when the first legacy trainer that uses ``ema_grpo`` is built, and acts only inside that
-  trainer's ``fit`` (:mod:`.legacy_fit`). The legacy trainer never pads its training batch; a batch that
-  carries an ``is_padding`` column is honoured all the same.
+* legacy trainer (``trainer.use_v1=false``) and direct calls: ``verl.trainer.ppo.ray_trainer.compute_advantage``
+  gets a ``DataProto`` that already holds ``extra_info``; that module function is wrapped when verl imports
+  the module, and for ``adv_estimator=ema_grpo`` (and no sample data provided one level up) hands the
+  estimator the batch's ``non_tensor_batch``. Any other estimator goes straight to verl's function. The
+  legacy trainer never pads its training batch; a batch that carries an ``is_padding`` column is honoured
+  all the same.
 """
 
 from collections.abc import Callable
@@ -20,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from onethinker_verl.advantage.sample_data import EXTRA_INFO, IS_PADDING, provide_sample_data
-from onethinker_verl.glue.legacy_fit import active_needs
+from onethinker_verl.advantage.sample_data import EXTRA_INFO, IS_PADDING, current_sample_data, provide_sample_data
 from onethinker_verl.glue.method_wrapping import wrap_attribute
 from onethinker_verl.glue.padding import padding_mask
 from onethinker_verl.glue.trajectory_fields import fetch_trajectory_fields
@@ -47,16 +47,15 @@ def provide_tasks_in_v1_advantage_step(trainer: Any) -> None:
     wrap_attribute(trainer, "_compute_advantage", make_wrapper)
 
 
-def provide_tasks_in_legacy_compute_advantage() -> None:
-    """Wrap ``verl.trainer.ppo.ray_trainer.compute_advantage`` (the legacy trainer's advantage step) so that,
-    inside the ``fit`` of a legacy trainer using ``ema_grpo`` (:mod:`.legacy_fit`), the estimator sees the
-    batch's ``non_tensor_batch``; every other call goes to verl's function unchanged."""
+def provide_tasks_to_compute_advantage() -> None:
+    """Wrap ``verl.trainer.ppo.ray_trainer.compute_advantage`` (the legacy trainer's advantage step, also
+    called directly by tools and tests) so that ``ema_grpo`` sees the batch's ``non_tensor_batch``; every other
+    estimator goes to verl's function unchanged."""
     from verl.trainer.ppo import ray_trainer
 
     def make_wrapper(compute_advantage: Callable) -> Callable:
         def compute_advantage_with_tasks(data, adv_estimator, *args, **kwargs):
-            needs = active_needs()
-            if needs is None or not needs.ema_grpo or adv_estimator not in ESTIMATORS_NEEDING_TASKS:
+            if adv_estimator not in ESTIMATORS_NEEDING_TASKS or current_sample_data() is not None:
                 return compute_advantage(data, adv_estimator, *args, **kwargs)
             with provide_sample_data(data.non_tensor_batch):
                 return compute_advantage(data, adv_estimator, *args, **kwargs)
