@@ -20,6 +20,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 
+def config_leaves(node, prefix=""):
+    """Every leaf of a plain config container as {dotted key: value}."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(config_leaves(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
 def verl_config_dir() -> str:
     import verl
 

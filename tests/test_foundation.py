@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, compose_recipe
+from conftest import REPO_ROOT, compose_recipe, config_leaves
 from omegaconf import OmegaConf
 
 CHILD_TIMEOUT_S = 300
@@ -303,15 +303,6 @@ def _printed_config(child):
     return config
 
 
-def _leaves(node, prefix=""):
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            out.update(_leaves(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
-
-
 @uses_children("cfg_overrides")
 def test_subprocess_main_ppo_composes_the_recipe_and_takes_overrides(children, cfg):
     """One launch of verl's entry point, with overrides of a verl key and of keys the recipe adds; the
@@ -327,7 +318,7 @@ def test_subprocess_main_ppo_composes_the_recipe_and_takes_overrides(children, c
 
     defaults = yaml.safe_load(OmegaConf.to_yaml(cfg))  # what `--cfg job` prints without the overrides
     assert defaults["actor_rollout_ref"]["rollout"]["n"] == 8
-    before, after = _leaves(defaults), _leaves(printed)
+    before, after = config_leaves(defaults), config_leaves(printed)
     assert before.keys() == after.keys()
     changed = {key for key in before if before[key] != after[key]}
     assert changed == {"actor_rollout_ref.rollout.n", "algorithm.ema_grpo.decay", "data.video_fps"}

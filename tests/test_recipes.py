@@ -7,23 +7,13 @@ import sys
 import yaml
 from omegaconf import OmegaConf
 
-from conftest import REPO_ROOT, compose_recipe
+from conftest import REPO_ROOT, compose_recipe, config_leaves
 from onethinker_verl.startup_check import check_config
 
 
-def _leaves(node, prefix=""):
-    """Every leaf of a config as {dotted key: value}, interpolations unresolved."""
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            out.update(_leaves(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
-
-
 def _differences(recipe):
-    reference = _leaves(OmegaConf.to_container(compose_recipe(), resolve=False))
-    variant = _leaves(OmegaConf.to_container(compose_recipe(recipe=recipe), resolve=False))
+    reference = config_leaves(OmegaConf.to_container(compose_recipe(), resolve=False))
+    variant = config_leaves(OmegaConf.to_container(compose_recipe(recipe=recipe), resolve=False))
     assert variant.keys() == reference.keys()
     return {key for key in reference if variant[key] != reference[key]}
 
