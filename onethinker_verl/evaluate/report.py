@@ -101,6 +101,13 @@ def write_plots(result: EvaluationResult, directory: str | Path) -> dict[str, li
     return written
 
 
+def _save_figure(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def _plot_bars(family: str, metric_names: tuple[str, ...], members: list, path: Path) -> Path:
     """Grouped bars: one group per benchmark, one bar per metric."""
     figure, axes = plt.subplots(figsize=(max(6.0, 1.2 * len(members) * len(metric_names) ** 0.5 + 2), 4))
@@ -114,10 +121,7 @@ def _plot_bars(family: str, metric_names: tuple[str, ...], members: list, path: 
     axes.set_ylabel("%")
     axes.set_title(family)
     axes.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
 
 
 def _plot_curves(family: str, curves: dict[str, dict], path: Path) -> Path:
@@ -134,10 +138,7 @@ def _plot_curves(family: str, curves: dict[str, dict], path: Path) -> Path:
         panel.set_ylim(0, 100)
         panel.set_title(f"{family}: {kind}")
         panel.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
 
 
 # ------------------------------------------------------------------ reference protocol (the default)
@@ -242,11 +243,7 @@ def write_reference_plots(scored: list, published: dict[str, dict], directory: s
         axes.set_ylim(0, 100)
         axes.set_ylabel("headline metric (%)")
         axes.legend(fontsize="small")
-        figure.tight_layout()
-        path = directory / "headline.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save_figure(figure, directory / "headline.png"))
     curves = []
     for problem_type, component in _CURVE_COMPONENTS:
         for benchmark in scored:
@@ -264,9 +261,5 @@ def write_reference_plots(scored: list, published: dict[str, dict], directory: s
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 100)
         axes.legend(fontsize="x-small")
-        figure.tight_layout()
-        path = directory / "recall_curves.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save_figure(figure, directory / "recall_curves.png"))
     return written
