@@ -26,7 +26,14 @@ import pyarrow.compute as pc
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from . import media_cache
-from .media import ROW_LABEL_KEY, MediaSettings, resolve_media_path
+from .media import (
+    ROW_LABEL_KEY,
+    MediaSettings,
+    check_mode_from_config,
+    describe_row,
+    media_root_from_config,
+    resolve_media_path,
+)
 from .prompts import build_chat_prompt, load_templates
 from .raw_corpus import convert_raw_corpus, is_raw_corpus
 
@@ -36,16 +43,6 @@ _MISSING_LISTED = 5  # missing files named in the error / warning; the rest are 
 PROMPT_LENGTH_COLUMN = "prompt_length"  # written by data_prep/prepare_rl.py --prompt-length-model
 # parquet schema metadata key under which prepare_rl.py records how the lengths were measured (model, settings)
 PROMPT_LENGTH_METADATA = b"onethinker.prompt_length"
-
-
-def _media_root(config) -> str | None:
-    root = config.get("media_root", None)
-    if root is None:
-        return None
-    root = os.path.expanduser(str(root))
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"data.media_root is not a folder: {root}")
-    return root
 
 
 def _length_filter_mode(config) -> bool | None:
@@ -105,11 +102,9 @@ def _too_long_rows(table: pa.Table, max_prompt_length: int) -> np.ndarray:
 
 class OneThinkerDataset(RLHFDataset):
     def __init__(self, data_files, tokenizer, config, processor=None, max_samples: int = -1):
-        self.media_root = _media_root(config)
+        self.media_root = media_root_from_config(config)
         self.media_settings = MediaSettings.from_config(config)
         self.templates = load_templates(config.get("prompt_templates", None))
-        self.skip_missing_media = bool(config.get("skip_missing_media", False))
-        self.check_media_on_load = bool(config.get("check_media_on_load", True))
         self.length_filter_mode = _length_filter_mode(config)
         media_cache.cache_settings(config)  # the rollout workers read these keys: fail on a typo here, at start-up
         self.skipped_missing_media = 0
@@ -143,7 +138,7 @@ class OneThinkerDataset(RLHFDataset):
                 path = convert_raw_corpus(path, cache_dir, templates)
             tables.append(_startup_columns(path, data_config))
         table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
-        kept = _startup_filter(table, data_config, _media_root(data_config), max_samples, files)
+        kept = _startup_filter(table, data_config, media_root_from_config(data_config), max_samples, files)
         return len(kept)
 
     def maybe_filter_out_long_prompts(self, dataframe=None):
@@ -205,7 +200,7 @@ class OneThinkerDataset(RLHFDataset):
         if not isinstance(path, str):
             return path  # already an image object / dict: verl's own handling applies
         resolved = self._resolve(path)
-        label = _describe_row(None, row.get("extra_info") or {})
+        label = describe_row(None, row.get("extra_info") or {})
         if "://" not in resolved and not os.path.isfile(resolved):
             raise FileNotFoundError(
                 f"row {label}: {modality} file not found: {resolved} (data.media_root={self.media_root})"
@@ -300,7 +295,8 @@ def _startup_filter(table, config, media_root, max_samples, files, dataframe=Non
             )
 
     skipped_missing = 0
-    if bool(config.get("check_media_on_load", True)):
+    # Start-up only stats files ("decode" checks belong to data_prep/prepare_rl.py --check-media decode).
+    if check_mode_from_config(config.get("check_media_on_load", True)) != "off":
         columns = [c for c in (config.get("image_key", "images"), config.get("video_key", "videos")) if c in table.column_names]
         missing = [(pos, path) for pos, path in _missing_media_rows(table, columns, media_root) if keep[pos]]
         if missing:
@@ -308,7 +304,7 @@ def _startup_filter(table, config, media_root, max_samples, files, dataframe=Non
                 (pos, (dataframe[pos]["extra_info"] or {}) if dataframe is not None else {}, path)
                 for pos, path in missing[:_MISSING_LISTED]
             ]
-            listed = "; ".join(f"row {_describe_row(pos, info)}: {path}" for pos, info, path in described)
+            listed = "; ".join(f"row {describe_row(pos, info)}: {path}" for pos, info, path in described)
             more = f" (and {len(missing) - _MISSING_LISTED} more rows)" if len(missing) > _MISSING_LISTED else ""
             if not bool(config.get("skip_missing_media", False)):
                 raise FileNotFoundError(
@@ -328,12 +324,3 @@ def _startup_filter(table, config, media_root, max_samples, files, dataframe=Non
                 )
     kept = np.flatnonzero(keep).tolist()
     return (kept, (skipped_missing, dropped_overlong)) if with_report else kept
-
-
-def _describe_row(position, info: dict) -> str:
-    parts = [f"id={info.get('id')!r}"] if info.get("id") is not None else []
-    if info.get("index") is not None:
-        parts.append(f"input position {info['index']}")
-    if position is not None:
-        parts.append(f"dataset index {position}")
-    return ", ".join(parts) or "?"

@@ -22,6 +22,39 @@ def resolve_media_path(path: str, media_root: str | os.PathLike | None) -> str:
     return os.path.join(os.fspath(media_root), path)
 
 
+def media_root_from_config(config, check: bool = True) -> str | None:
+    """``data.media_root`` with ``~`` expanded (None when unset); with ``check``, a missing folder is an error."""
+    root = config.get("media_root", None) if config is not None else None
+    if root is None:
+        return None
+    root = os.path.expanduser(str(root))
+    if check and not os.path.isdir(root):
+        raise FileNotFoundError(f"data.media_root is not a folder: {root}")
+    return root
+
+
+def check_mode_from_config(value) -> str:
+    """``data.check_media_on_load`` as one of :data:`CHECK_MODES` (true = ``exists``, false = ``off``)."""
+    if isinstance(value, bool):
+        return "exists" if value else "off"
+    if value not in CHECK_MODES:
+        raise ValueError(f"data.check_media_on_load must be true, false or one of {CHECK_MODES}, got {value!r}")
+    return value
+
+
+def describe_row(position, info) -> str:
+    """``id='...', source file x, input position n, dataset index m`` from a row's ``extra_info``, for messages."""
+    info = info if isinstance(info, dict) else {}
+    parts = [f"id={info['id']!r}"] if info.get("id") is not None else []
+    if info.get("source_file"):
+        parts.append(f"source file {info['source_file']}")
+    if info.get("index") is not None:
+        parts.append(f"input position {info['index']}")
+    if position is not None:
+        parts.append(f"dataset index {position}")
+    return ", ".join(parts) or "?"
+
+
 def check_media_file(path: str, modality: str, mode: str) -> None:
     """Raise :class:`RowRejected` when ``path`` fails the check ``mode`` (one of :data:`CHECK_MODES`).
 

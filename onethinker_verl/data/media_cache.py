@@ -329,8 +329,9 @@ def process_vision_info_shared_sync(messages, image_patch_size, config) -> tuple
     """``qwen_vl_utils.process_vision_info(messages, image_patch_size=..., return_video_metadata=True)`` with
     the sharing above, blocking the calling thread (verl's in-process length filter)."""
     _configure(config)
+    items = _vision_items(messages)
     results = []
-    for item in _vision_items(messages):
+    for item in items:
         try:
             key = _item_key(item, image_patch_size, config)
             if key is None:
@@ -344,7 +345,7 @@ def process_vision_info_shared_sync(messages, image_patch_size, config) -> tuple
         except Exception as exc:
             raise _failure(item, exc) from exc
         results.append(_thaw(stored))
-    return _assemble(_vision_items(messages), results)
+    return _assemble(items, results)
 
 
 async def process_vision_info_shared(messages, image_patch_size, config) -> tuple[list | None, list | None]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .media import apply_video_reader_backend, item_settings
+from .media import apply_video_reader_backend, item_settings, media_root_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,18 @@ def _count(event: str, message: str | None = None, *args) -> None:
         logger.warning(message + " (%d such videos so far in this process)", *args, seen)
 
 
+def _current_entry(base: Path, video_path: str) -> tuple[dict | None, str]:
+    """``(stored metadata, "current")`` for an entry that is complete (the JSON is written last) and made from
+    the video as it is now on disk, else ``(None, "absent")`` or ``(None, "stale")``."""
+    try:
+        entry = json.loads(base.with_name(base.name + META_SUFFIX).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None, "absent"
+    if entry.get("source") != _source_identity(video_path):
+        return None, "stale"
+    return entry, "current"
+
+
 def load_presampled(item: dict, image_patch_size: int, config) -> tuple[np.ndarray, dict] | None:
     """``(uint8 frames T x C x H x W, metadata)``: as float32, the frames are what ``fetch_video(...,
     return_video_metadata=True)`` returns, with the same metadata. None when pre-sampling is off or the entry
@@ -102,17 +114,13 @@ def load_presampled(item: dict, image_patch_size: int, config) -> tuple[np.ndarr
     video = item.get("video")
     if root is None or not isinstance(video, str) or "://" in video:
         return None
-    media_root = config.get("media_root", None)
-    media_root = None if media_root is None else os.path.expanduser(str(media_root))
-    base = entry_base(root, video, media_root, item, image_patch_size)
-    meta_path = base.with_name(base.name + META_SUFFIX)
-    try:
-        entry = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        _count("absent", "no pre-sampled frames for %s (looked for %s): decoding it", video, meta_path)
+    base = entry_base(root, video, media_root_from_config(config, check=False), item, image_patch_size)
+    entry, state = _current_entry(base, video)
+    if state == "absent":
+        _count("absent", "no pre-sampled frames for %s (looked for %s): decoding it", video, base)
         return None
-    if entry["source"] != _source_identity(video):
-        _count("stale", "pre-sampled frames of %s are older than the video (%s): decoding it", video, meta_path)
+    if state == "stale":
+        _count("stale", "pre-sampled frames of %s are older than the video (%s): decoding it", video, base)
         return None
     frames = np.load(base.with_name(base.name + FRAMES_SUFFIX))
     metadata = dict(entry["metadata"])
@@ -123,17 +131,14 @@ def load_presampled(item: dict, image_patch_size: int, config) -> tuple[np.ndarr
 
 
 def is_current(root: str, video_path: str, media_root: str | None, item: dict, image_patch_size: int) -> bool:
-    """Whether a complete, fresh entry exists (the JSON is written last)."""
+    """Whether a complete, fresh entry exists."""
     base = entry_base(root, video_path, media_root, item, image_patch_size)
-    try:
-        entry = json.loads(base.with_name(base.name + META_SUFFIX).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    return entry.get("source") == _source_identity(video_path) and base.with_name(base.name + FRAMES_SUFFIX).is_file()
+    return _current_entry(base, video_path)[1] == "current" and base.with_name(base.name + FRAMES_SUFFIX).is_file()
 
 
-def write_presampled(root: str, item: dict, media_root: str | None, image_patch_size: int) -> int:
-    """Decode ``item["video"]`` as the rollout worker would and store it; returns the bytes written.
+def write_presampled(root: str, item: dict, media_root: str | None, image_patch_size: int) -> tuple[int, float]:
+    """Decode ``item["video"]`` as the rollout worker would and store it; returns the bytes written and the
+    video's duration in seconds.
 
     Raises whatever the decoder raises for a broken file, and ValueError when the file changed while it was
     read."""
@@ -173,7 +178,8 @@ def write_presampled(root: str, item: dict, media_root: str | None, image_patch_
     partial = meta_path.with_name(f"{meta_path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(entry))
     os.replace(partial, meta_path)
-    return frames_path.stat().st_size + meta_path.stat().st_size
+    seconds = stored_metadata["total_num_frames"] / stored_metadata["fps"]
+    return frames_path.stat().st_size + meta_path.stat().st_size, seconds
 
 
 def presample_videos(
@@ -187,10 +193,7 @@ def presample_videos(
     results = []
     for item in items:
         try:
-            written = write_presampled(root, item, media_root, image_patch_size)
-            base = entry_base(root, item["video"], media_root, item, image_patch_size)
-            metadata = json.loads(base.with_name(base.name + META_SUFFIX).read_text())["metadata"]
-            seconds = metadata["total_num_frames"] / metadata["fps"]
+            written, seconds = write_presampled(root, item, media_root, image_patch_size)
             results.append({"video": item["video"], "bytes": written, "seconds": seconds})
         except Exception as exc:  # one broken video must not stop the others; the caller reports it
             results.append({"video": item["video"], "error": f"{type(exc).__name__}: {exc}"})

@@ -29,13 +29,18 @@ _LAYOUT_VERSION = "2"
 BENCHMARK_FILE_PREFIX = "eval_"
 
 
+def benchmark_name_of_file(path) -> str:
+    """A benchmark file's name as the reports use it: its stem without the reference's ``eval_`` prefix."""
+    return Path(path).stem.removeprefix(BENCHMARK_FILE_PREFIX)
+
+
 def benchmark_of(source: Path, raw: dict) -> str | None:
     """The benchmark a raw row belongs to: its own ``benchmark`` field, else ``<name>`` of an
     ``eval_<name>.json`` file, else None (a training corpus)."""
     if isinstance(raw.get("benchmark"), str) and raw["benchmark"].strip():
         return raw["benchmark"].strip()
     if source.stem.startswith(BENCHMARK_FILE_PREFIX):
-        return source.stem[len(BENCHMARK_FILE_PREFIX) :]
+        return benchmark_name_of_file(source)
     return None
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from onethinker_verl.data.raw_corpus import benchmark_name_of_file
 from onethinker_verl.evaluate import masks as mask_ops
 from onethinker_verl.evaluate.reference import MetricAccumulator, extract_prediction, score_row
 from onethinker_verl.evaluate.reference_masks import SegmentationAccumulator, score_segmentation_row
@@ -31,8 +32,6 @@ logger = logging.getLogger(__name__)
 
 # How many crashed / failed rows the meta lists individually (all are counted).
 LISTED_ROWS = 50
-# The reference names its benchmark files eval_<name>.json.
-BENCHMARK_FILE_PREFIX = "eval_"
 GENERATION_ERROR = "generation_error"
 # Mask metrics (the reference's SAM2 step) are named image/... and video/...
 MASK_METRIC_PREFIXES = ("image/", "video/")
@@ -74,8 +73,7 @@ def benchmark_name_of(path: str | os.PathLike, meta: Mapping | None = None) -> s
     meta = meta or {}
     if isinstance(meta.get("benchmark"), str) and meta["benchmark"]:
         return meta["benchmark"]
-    stem = Path(meta["input_json"]).stem if isinstance(meta.get("input_json"), str) else Path(path).stem
-    return stem[len(BENCHMARK_FILE_PREFIX) :] if stem.startswith(BENCHMARK_FILE_PREFIX) else stem
+    return benchmark_name_of_file(meta["input_json"] if isinstance(meta.get("input_json"), str) else path)
 
 
 def read_outputs(path: str | os.PathLike) -> list[BenchmarkOutput]:

@@ -27,7 +27,6 @@ decode later is an error naming its row and path.
 """
 
 import logging
-import os
 import re
 from dataclasses import fields
 
@@ -42,10 +41,12 @@ from verl.utils.tokenizer.tokenizer import build_multimodal_processor_inputs
 
 from onethinker_verl.data.corpus import RowRejected
 from onethinker_verl.data.media import (
-    CHECK_MODES,
     MediaSettings,
     apply_video_reader_backend,
     check_media_file,
+    check_mode_from_config,
+    describe_row,
+    media_root_from_config,
     resolve_media_path,
 )
 from onethinker_verl.sft.settings import SFT_MEDIA_DEFAULTS
@@ -60,16 +61,12 @@ _MEDIA_TYPES = ("image", "video")
 class OneThinkerSFTDataset(MultiTurnSFTDataset):
     def __init__(self, parquet_files, tokenizer, config, processor=None, max_samples: int = -1):
         config = config or {}
-        self.media_root = config.get("media_root", None)
-        if self.media_root is not None:
-            self.media_root = os.path.expanduser(str(self.media_root))
-            if not os.path.isdir(self.media_root):
-                raise FileNotFoundError(f"data.media_root is not a folder: {self.media_root}")
+        self.media_root = media_root_from_config(config)
         self.media_settings = MediaSettings.from_config(
             {f.name: config.get(f.name, getattr(SFT_MEDIA_DEFAULTS, f.name)) for f in fields(MediaSettings)}
         )
         self.skip_missing_media = bool(config.get("skip_missing_media", False))
-        self.media_check = _check_mode(config.get("check_media_on_load", "exists"))
+        self.media_check = check_mode_from_config(config.get("check_media_on_load", "exists"))
         self.skipped_missing_media = 0
         apply_video_reader_backend(config)
         super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
@@ -351,22 +348,3 @@ def _items(message: dict, modality: str) -> list[dict]:
     return [item for item in content if item.get("type") == modality] if isinstance(content, list) else []
 
 
-def _check_mode(value) -> str:
-    if isinstance(value, bool):
-        return "exists" if value else "off"
-    if value not in CHECK_MODES:
-        raise ValueError(f"data.check_media_on_load must be true, false or one of {CHECK_MODES}, got {value!r}")
-    return value
-
-
-def describe_row(position, info) -> str:
-    """``id='...', source file x, input position n, dataset index m`` from a row's ``extra_info``."""
-    info = info if isinstance(info, dict) else {}
-    parts = [f"id={info['id']!r}"] if info.get("id") is not None else []
-    if info.get("source_file"):
-        parts.append(f"source file {info['source_file']}")
-    if info.get("index") is not None:
-        parts.append(f"input position {info['index']}")
-    if position is not None:
-        parts.append(f"dataset index {position}")
-    return ", ".join(parts) or "?"
