@@ -20,20 +20,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
-from onethinker_verl.reward.metrics import per_task_reward_metrics
+from onethinker_verl.reward.metrics import per_task_reward_metrics, reward_extra_info_columns
 
 DROPPED_LOW = "low"
 DROPPED_HIGH = "high"
 
 
-def band_decision(values: Sequence[float], low: float, high: float) -> Optional[str]:
+def group_mean(values: Sequence[float]) -> float:
+    """The mean of a group's per-trajectory metric values (e.g. accuracy in [0, 1]), exactly rounded."""
+    return math.fsum(values) / len(values)
+
+
+def band_decision(mean: float, low: float, high: float) -> Optional[str]:
     """Why a group is dropped (:data:`DROPPED_LOW` / :data:`DROPPED_HIGH`), or None when it is kept.
 
     Args:
-        values: the group's per-trajectory metric values (e.g. accuracy in [0, 1]).
-        low, high: the group is kept only when ``low < mean(values) < high``.
+        mean: the group's :func:`group_mean` of the filtered metric.
+        low, high: the group is kept only when ``low < mean < high``.
     """
-    mean = math.fsum(values) / len(values)
     if mean <= low:
         return DROPPED_LOW
     if mean >= high:
@@ -138,9 +142,7 @@ class OnlineFilterState:
             metrics[f"online_filter/kept/{task}"] = float(count)
         for task, count in self.dropped_by_task.items():
             metrics[f"online_filter/dropped/{task}"] = float(count)
-        keys = dict.fromkeys(key for info in self.scored_items for key in info)
-        columns = {key: [info.get(key) for info in self.scored_items] for key in keys}
-        metrics.update(per_task_reward_metrics(columns))
+        metrics.update(per_task_reward_metrics(reward_extra_info_columns(self.scored_items)))
         self.dropped.clear()
         self.dropped_by_task.clear()
         self.failed_groups = 0

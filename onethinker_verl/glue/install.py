@@ -25,11 +25,10 @@ from onethinker_verl.glue.method_wrapping import DECIDES_GLUE_MARK, wrap_attribu
 
 logger = logging.getLogger(__name__)
 
-INSTALLED_ATTR = "_onethinker_glue"
 V1_TRAINER_MODULE = "verl.trainer.ppo.v1.trainer_base"
-# Trainer objects whose glue has been decided (installed, or not needed); kept outside the objects so that a
-# stock trainer carries verl's attributes only.
-_DECIDED: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# What each trainer object's config asked of the glue, once decided (installed, or nothing needed); kept
+# outside the objects so that a stock trainer carries verl's attributes only.
+_DECIDED: "weakref.WeakKeyDictionary[Any, GlueNeeds]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,11 @@ def install_onethinker_glue(trainer: Any) -> GlueNeeds:
     """Install on ``trainer`` (a v1 ``PPOTrainer`` or a legacy ``RayPPOTrainer``, its ``config`` set) the glue
     its config needs; idempotent. Trainer constructors call it; call it yourself for a trainer object built
     without its ``__init__``."""
-    installed = getattr(trainer, INSTALLED_ATTR, None)
-    if installed is not None:
-        return installed
+    decided = _DECIDED.get(trainer)
+    if decided is not None:
+        return decided
     needs = GlueNeeds.from_config(trainer.config)
-    if trainer in _DECIDED:
-        return needs
-    _DECIDED.add(trainer)  # first: installing may call a glued method of this trainer
+    _DECIDED[trainer] = needs
     if needs.any():
         v1_module = sys.modules.get(V1_TRAINER_MODULE)
         if v1_module is not None and isinstance(trainer, v1_module.PPOTrainer):
@@ -78,18 +75,11 @@ def install_onethinker_glue(trainer: Any) -> GlueNeeds:
         else:
             _install_on_legacy_trainer(trainer, needs)
         logger.info("onethinker-verl: trainer glue installed on %s for %s", type(trainer).__name__, needs)
-        setattr(trainer, INSTALLED_ATTR, needs)  # a stock trainer keeps verl's attributes only
     return needs
 
 
 def _install_on_v1_trainer(trainer: Any, needs: GlueNeeds) -> None:
-    from onethinker_verl.glue import (
-        ema_checkpoint,
-        model_score_normalization,
-        online_filter,
-        step_metrics,
-        task_identity,
-    )
+    from onethinker_verl.glue import ema_checkpoint, model_score_normalization, step_metrics, task_identity
 
     # Wrappers around _compute_advantage, innermost first: the estimator sees the tasks, the metrics are
     # taken after model scores are normalised.
@@ -103,11 +93,7 @@ def _install_on_v1_trainer(trainer: Any, needs: GlueNeeds) -> None:
         )
     if needs.normalize_model_scores:
         model_score_normalization.normalize_model_scores_in_v1_advantage_step(trainer)
-    if needs.online_filter:
-        # PPOTrainer.__init__ has built the replay buffer; a trainer built without it may not have one yet.
-        if getattr(trainer, "replay_buffer", None) is None:
-            trainer.replay_buffer = trainer._build_replay_buffer()  # attaches the filter (install_v1_trainer_glue)
-        online_filter.attach_online_filter(trainer.replay_buffer, trainer.config)  # idempotent
+    # The online filter is attached by PPOTrainer._build_replay_buffer itself (install_v1_trainer_glue).
 
 
 def _install_on_legacy_trainer(trainer: Any, needs: GlueNeeds) -> None:

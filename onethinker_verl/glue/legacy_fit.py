@@ -1,11 +1,11 @@
 """Scoping the legacy trainer's glue to the ``fit`` of the trainers that asked for it.
 
 verl 0.9.1's legacy trainer (``trainer.use_v1=false``, ``RayPPOTrainer``) offers no per-trainer hook for its
-advantage step or its step metrics: ``RayPPOTrainer.fit`` calls the module functions
-``verl.trainer.ppo.ray_trainer.compute_advantage`` and ``compute_data_metrics``, which the glue therefore wraps
-module-wide (:mod:`.task_identity`, :mod:`.step_metrics`). So that those wrappers stay inert for every other
-caller in the process (a stock trainer, a test, a benchmark), they act only while the ``fit`` of a trainer
-whose config asked for them is running: that ``fit`` is wrapped on the trainer object to set what it needs.
+step metrics: ``RayPPOTrainer.fit`` calls the module function
+``verl.trainer.ppo.ray_trainer.compute_data_metrics``, which the glue therefore wraps module-wide
+(:mod:`.step_metrics`). So that this wrapper stays inert for every other caller in the process (a stock
+trainer, a test, a benchmark), it acts only while the ``fit`` of a trainer whose config asked for it is
+running: that ``fit`` is wrapped on the trainer object to set what it needs.
 """
 
 import contextlib

@@ -14,11 +14,8 @@ import numpy as np
 
 from onethinker_verl.glue.method_wrapping import wrap_attribute
 from onethinker_verl.glue.padding import padding_mask
-from onethinker_verl.glue.trajectory_fields import (
-    fetch_trajectory_fields,
-    reward_extra_info_columns,
-    reward_extra_info_of,
-)
+from onethinker_verl.glue.trajectory_fields import fetch_trajectory_fields, reward_extra_info_of
+from onethinker_verl.reward.metrics import reward_extra_info_columns
 
 
 def normalization_requested(config: Any) -> bool:

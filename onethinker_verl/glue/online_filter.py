@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from onethinker_verl.glue.method_wrapping import wrap_attribute
-from onethinker_verl.glue.trajectory_fields import reward_extra_info_of
-from onethinker_verl.online_filter import GroupDecision, OnlineFilterState, band_decision
+from onethinker_verl.glue.trajectory_fields import fetch_trajectory_fields, reward_extra_info_of
+from onethinker_verl.online_filter import GroupDecision, OnlineFilterState, band_decision, group_mean
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,6 @@ def attach_online_filter(buffer: Any, config: Any) -> OnlineFilterState:
 def decide_new_groups(buffer: Any, state: OnlineFilterState, partition_id: str, replaces_failed: bool) -> dict:
     """Classify the terminal groups of ``partition_id`` not decided yet (one TransferQueue read); return
     ``{uid: decision}`` of every decided group that is dropped."""
-    import transfer_queue as tq
-
     decisions = state.decisions.setdefault(partition_id, {})
     empty_failed = state.empty_failed.setdefault(partition_id, set())
     finished, failed = buffer.finished_keys[partition_id], buffer.failure_keys[partition_id]
@@ -132,8 +130,8 @@ def decide_new_groups(buffer: Any, state: OnlineFilterState, partition_id: str, 
     keys = [key for key in buffer.partitions[partition_id] if key.split("_")[0] in new]
     infos_by_uid: dict[str, list[dict]] = {}
     if keys:
-        data = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_fields"])
-        for key, extra_fields in zip(keys, list(data["extra_fields"]), strict=True):
+        fetched = fetch_trajectory_fields(keys, partition_id, ["extra_fields"])
+        for key, extra_fields in zip(keys, fetched["extra_fields"], strict=True):
             info = reward_extra_info_of(extra_fields)
             if state.metric not in info:
                 raise RuntimeError(
@@ -150,11 +148,10 @@ def decide_new_groups(buffer: Any, state: OnlineFilterState, partition_id: str, 
                 state.record_empty_failed_group(replaced=replaces_failed)
                 continue
             raise RuntimeError(f"online filter: finished prompt group {uid} has no trajectories to classify")
-        values = [float(info[state.metric]) for info in infos]
-        decision = band_decision(values, state.low, state.high)
+        mean = group_mean([float(info[state.metric]) for info in infos])
         group = GroupDecision(
-            dropped=decision,
-            mean=sum(values) / len(values),
+            dropped=band_decision(mean, state.low, state.high),
+            mean=mean,
             task=str(infos[0].get("task", "unknown")),
             failed=uid in failed,
         )

@@ -19,12 +19,8 @@ from typing import Any
 from onethinker_verl.glue.legacy_fit import active_needs
 from onethinker_verl.glue.method_wrapping import wrap_attribute
 from onethinker_verl.glue.padding import padding_mask
-from onethinker_verl.glue.trajectory_fields import (
-    fetch_trajectory_fields,
-    reward_extra_info_columns,
-    reward_extra_info_of,
-)
-from onethinker_verl.reward.metrics import per_task_reward_metrics
+from onethinker_verl.glue.trajectory_fields import fetch_trajectory_fields, reward_extra_info_of
+from onethinker_verl.reward.metrics import per_task_reward_metrics, reward_extra_info_columns
 
 
 def _estimator_metrics() -> dict[str, float]:

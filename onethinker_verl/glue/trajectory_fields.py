@@ -29,8 +29,3 @@ def reward_extra_info_of(extra_fields) -> dict:
     extra_fields = getattr(extra_fields, "data", extra_fields)
     return extra_fields.get("reward_extra_info", {}) if isinstance(extra_fields, dict) else {}
 
-
-def reward_extra_info_columns(infos: Sequence[dict]) -> dict[str, list]:
-    """Column-wise view of per-trajectory ``reward_extra_info`` dicts (``None`` where a key is missing)."""
-    keys = dict.fromkeys(key for info in infos for key in info)
-    return {key: [info.get(key) for info in infos] for key in keys}

@@ -85,3 +85,9 @@ def numeric_value(value: Any) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(value) else value
+
+
+def reward_extra_info_columns(infos: Sequence[dict]) -> dict[str, list]:
+    """Column-wise view of per-trajectory ``reward_extra_info`` dicts (``None`` where a key is missing)."""
+    keys = dict.fromkeys(key for info in infos for key in info)
+    return {key: [info.get(key) for info in infos] for key in keys}
