@@ -118,7 +118,7 @@ def convert(args: argparse.Namespace) -> ConversionReport:
     try:
         with open(output, "w", encoding="utf-8") as sink:
             for input_path in args.input:
-                default_benchmark = args.benchmark or benchmark_name_of(input_path)
+                default_benchmark = benchmark_name_of(input_path)
                 for record in tqdm(iter_records(input_path), desc=f"converting {Path(input_path).name}", unit=" rows"):
                     if record.error is not None:
                         report.add_rejected(record.position, MALFORMED_JSON, record.error, source=input_path)

@@ -94,6 +94,18 @@ def test_markdown_tables_and_png_plots(predictions, tmp_path):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_reference_protocol_writes_plots_into_the_folder_given(tmp_path):
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("\n".join(json.dumps(line) for line in LINES) + "\n")
+    plots = tmp_path / "elsewhere" / "figures"
+    args = ["--predictions", str(clean), "--output", str(tmp_path / "r.json"), "--plots", str(plots)]
+    assert main(args) == 0
+    written = sorted(path.name for path in plots.iterdir())
+    assert "headline.png" in written and "recall_curves.png" in written
+    assert not (tmp_path / "plots").exists()
+    assert "(elsewhere/figures/headline.png)" in (tmp_path / "r.md").read_text()
+
+
 @pytest.mark.skipif(sam2_available(), reason="the absent-SAM2 path only")
 def test_sam2_step_exits_cleanly_without_sam2(tmp_path, caplog):
     output = tmp_path / "eval_seg_x_eval.json"

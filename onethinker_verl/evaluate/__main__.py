@@ -114,7 +114,7 @@ def _score(args) -> int:
         except (OSError, OutputFormatError) as exc:
             logger.error("%s", exc)
             return 1
-        write_report(scored, args.output.parent, args.published, plots=args.plots is not None,
+        write_report(scored, args.output.parent, args.published, plots_dir=args.plots, plots=args.plots is not None,
                      markdown_path=args.markdown or args.output.with_suffix(".md"), json_path=args.output)
         for benchmark in scored:
             metric = headline_metric(benchmark.metrics)

@@ -37,15 +37,14 @@ task's zero components and counted in ``RowScore.crashed``; the reference run wo
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from onethinker_verl.reward import text_metrics
 from onethinker_verl.reward.geometry import box_iou, interval_iou, mean_iou_over_common_frames, mean_iou_over_gt_frames
-from onethinker_verl.reward.math_grading import grade_answer, math_correct
-from onethinker_verl.reward.parsing import extract_answer
+from onethinker_verl.reward.math_grading import math_correct
+from onethinker_verl.reward.parsing import extract_answer, load_json, parse_number
 
 RECALL_THRESHOLDS = (0.3, 0.5, 0.7)
 OVERALL_ACCURACY = "overall/acc"
@@ -80,10 +79,8 @@ def extract_prediction(output: Any) -> str:
 
 
 def _float_or_none(text: Any) -> float | None:
-    try:
-        return float((text or "").replace(",", ""))
-    except Exception:  # the reference's normalize_number swallows every failure (also non-strings)
-        return None
+    # The reference's normalize_number swallows every failure, non-strings included.
+    return parse_number(text) if isinstance(text, str) else None
 
 
 def mean_relative_accuracy(prediction: float, target: float) -> float:
@@ -96,27 +93,17 @@ def mean_relative_accuracy(prediction: float, target: float) -> float:
 
 
 def _json_or_none(text: Any) -> Any:
-    try:
-        return json.loads(text)
-    except Exception:  # the reference's _json: non-strings and malformed text alike give None
-        return None
+    # The reference's _json: non-strings and malformed text alike give None. Parses are shared: read only.
+    return load_json(text) if isinstance(text, str) else None
 
 
 def _math_equivalent(gt: Any, prediction: str) -> bool:
     if isinstance(gt, str):
         # math_verify, falling back to mathruler, bounded (memoised worker; see reward.math_grading).
         return math_correct(prediction, gt, MATH_TIMEOUT_S)
-    # A non-string ground truth (a number in the file) takes the reference's path step by step.
-    import math_verify
-
-    try:
-        return bool(math_verify.verify(math_verify.parse(gt), math_verify.parse(prediction)))
-    except Exception:
-        pass
-    try:
-        return bool(grade_answer(prediction, gt))
-    except Exception:
-        return gt.strip() == prediction.strip()  # raises for a non-string gt, as in the reference
+    # A non-string ground truth (a number in the file): the reference's math_verify.parse of it yields [],
+    # which never verifies, so the row scores 0 (and its fallbacks are never reached).
+    return False
 
 
 def reference_accuracy(output: Any, solution: Any, problem_type: Any) -> tuple[float, dict[str, float]]:

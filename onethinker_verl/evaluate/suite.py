@@ -66,8 +66,10 @@ def score_files(paths: list[Path], scored_dir: Path | None = None) -> list[Score
 
 
 def write_report(scored: list[ScoredBenchmark], out_dir: Path, published_path: str | None = None,
-                 plots: bool = True, markdown_path: Path | None = None, json_path: Path | None = None) -> dict:
-    """``report.json`` (metrics and counts per benchmark), ``report.md`` and plots; returns the JSON."""
+                 plots_dir: Path | None = None, markdown_path: Path | None = None, json_path: Path | None = None,
+                 plots: bool = True) -> dict:
+    """``report.json`` (metrics and counts per benchmark), ``report.md`` and (with ``plots``) PNG plots in
+    ``plots_dir`` (default: ``plots/`` beside the Markdown report); returns the JSON."""
     published = load_published(published_path)
     report = {benchmark.name: {"metrics": benchmark.metrics,
                                "meta": {k: v for k, v in benchmark.meta.items() if k not in ("generation",)}}
@@ -75,7 +77,8 @@ def write_report(scored: list[ScoredBenchmark], out_dir: Path, published_path: s
     json_path = json_path or out_dir / "report.json"
     write_json_atomic(json_path, report)
     markdown_path = markdown_path or out_dir / "report.md"
-    pngs = write_reference_plots(scored, published, markdown_path.parent / "plots") if plots else []
+    plots_dir = plots_dir or markdown_path.parent / "plots"
+    pngs = write_reference_plots(scored, published, plots_dir) if plots else []
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     markdown_path.write_text(render_reference_markdown(scored, published, pngs, base_dir=markdown_path.parent), encoding="utf-8")
     logger.info("wrote %s and %s", json_path, markdown_path)

@@ -18,8 +18,9 @@ same process. ``OneThinkerChat`` wraps VLMEvalKit's own Qwen3-VL model class (``
   open-ended otherwise;
 - returns the answer as the reference's VLMEvalKit fork effectively extracts it with vLLM
   (:func:`extract_vlmevalkit_answer`).
-Decoding as in that fork: at most 8,192 new tokens, ``max_model_len`` 81,920, seed 0, vLLM temperature
-0.1 with top_p 0.001. VLMEvalKit is not a dependency of this package; nothing here imports it until used.
+The adapter sets at most 8,192 new tokens, as that fork does; the fork's other decoding settings
+(``max_model_len`` 81,920, seed 0, temperature 0.1 with top_p 0.001) are VLMEvalKit model arguments to give in
+its model config. VLMEvalKit is not a dependency of this package; nothing here imports it until used.
 """
 
 from __future__ import annotations
