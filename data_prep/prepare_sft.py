@@ -23,7 +23,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from onethinker_verl.data.cli import add_media_check_option, run_converter
+from onethinker_verl.data.cli import (
+    add_media_check_option,
+    add_media_settings_options,
+    media_settings_from_args,
+    run_converter,
+)
 from onethinker_verl.data.corpus import (
     MALFORMED_JSON,
     MALFORMED_MEDIA_FIELD,
@@ -32,7 +37,7 @@ from onethinker_verl.data.corpus import (
     NOT_AN_OBJECT,
     RowRejected,
 )
-from onethinker_verl.data.media import MediaSettings, check_media_file, resolve_media_path
+from onethinker_verl.data.media import check_media_file, resolve_media_path
 from onethinker_verl.data.parquet import SFT_SCHEMA, BatchedParquetWriter
 from onethinker_verl.data.prompts import count_placeholders
 from onethinker_verl.data.records import iter_records
@@ -43,7 +48,6 @@ _ROLES = ("system", "user", "assistant")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    defaults = SFT_MEDIA_DEFAULTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, nargs="+", help="SFT JSON array / JSON Lines file(s)")
     parser.add_argument("--media-root", default=None, help="folder the rows' media paths are relative to")
@@ -56,12 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--val-ratio", type=float, default=None, help="fraction of rows sent to val.parquet")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-rows", type=int, default=2000, help="rows per parquet row group")
-    parser.add_argument("--image-min-pixels", type=int, default=defaults.image_min_pixels)
-    parser.add_argument("--image-max-pixels", type=int, default=defaults.image_max_pixels)
-    parser.add_argument("--video-fps", type=float, default=defaults.video_fps)
-    parser.add_argument("--video-max-frames", type=int, default=defaults.video_max_frames)
-    parser.add_argument("--video-min-pixels", type=int, default=defaults.video_min_pixels)
-    parser.add_argument("--video-max-pixels", type=int, default=defaults.video_max_pixels)
+    add_media_settings_options(parser, SFT_MEDIA_DEFAULTS)
     add_media_check_option(parser)
     args = parser.parse_args(argv)
     if args.val_ratio is not None and not 0.0 < args.val_ratio < 1.0:
@@ -112,14 +111,7 @@ def parse_sft_row(raw) -> tuple[list[dict], list[str], list[str]]:
 def convert(args: argparse.Namespace) -> ConversionReport:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    settings = MediaSettings(
-        image_min_pixels=args.image_min_pixels,
-        image_max_pixels=args.image_max_pixels,
-        video_fps=args.video_fps,
-        video_max_frames=args.video_max_frames,
-        video_min_pixels=args.video_min_pixels,
-        video_max_pixels=args.video_max_pixels,
-    )
+    settings = media_settings_from_args(args)
     rng = random.Random(args.seed)
     report = ConversionReport(output / "rejected.jsonl")
     train = BatchedParquetWriter(output / "train.parquet", SFT_SCHEMA, args.batch_rows)

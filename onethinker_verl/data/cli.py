@@ -49,11 +49,11 @@ def add_media_check_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_media_settings_options(parser: argparse.ArgumentParser) -> None:
-    """``--video-fps``, ``--video-max-pixels``, ...: the sampling settings of ``data.*`` (defaults: the recipe's);
-    pass the values your recipe uses."""
+def add_media_settings_options(parser: argparse.ArgumentParser, defaults: MediaSettings = MediaSettings()) -> None:
+    """``--video-fps``, ``--video-max-pixels``, ...: the sampling settings of ``data.*`` (``defaults``: the RL
+    recipe's); pass the values your recipe uses."""
     group = parser.add_argument_group("media sampling settings (must match the recipe's data.* keys)")
-    for name, default in vars(MediaSettings()).items():
+    for name, default in vars(defaults).items():
         kind = float if name == "video_fps" else int
         group.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help="default: %(default)s")
 

@@ -106,9 +106,9 @@ class MediaSettings:
     video_total_pixels: int | None = None
 
     @classmethod
-    def from_config(cls, config) -> "MediaSettings":
-        """Read ``data.image_min_pixels`` etc.; keys that are absent keep the defaults above."""
-        defaults = cls()
+    def from_config(cls, config, defaults: "MediaSettings | None" = None) -> "MediaSettings":
+        """Read ``data.image_min_pixels`` etc.; keys that are absent keep ``defaults`` (the RL recipe's above)."""
+        defaults = defaults or cls()
         values = {}
         for name in cls.__dataclass_fields__:
             value = config.get(name, getattr(defaults, name)) if config is not None else getattr(defaults, name)

@@ -28,7 +28,6 @@ decode later is an error naming its row and path.
 
 import logging
 import re
-from dataclasses import fields
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +61,7 @@ class OneThinkerSFTDataset(MultiTurnSFTDataset):
     def __init__(self, parquet_files, tokenizer, config, processor=None, max_samples: int = -1):
         config = config or {}
         self.media_root = media_root_from_config(config)
-        self.media_settings = MediaSettings.from_config(
-            {f.name: config.get(f.name, getattr(SFT_MEDIA_DEFAULTS, f.name)) for f in fields(MediaSettings)}
-        )
+        self.media_settings = MediaSettings.from_config(config, SFT_MEDIA_DEFAULTS)
         self.skip_missing_media = bool(config.get("skip_missing_media", False))
         self.media_check = check_mode_from_config(config.get("check_media_on_load", "exists"))
         self.skipped_missing_media = 0
