@@ -46,7 +46,7 @@ from onethinker_verl.data.raw_corpus import mark_benchmark
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
 from onethinker_verl.evaluate import masks as mask_ops
-from onethinker_verl.evaluate.outputs import benchmark_name_of
+from onethinker_verl.evaluate.reference.outputs import benchmark_name_of
 
 
 def segmentation_ground_truth(raw: dict, data_type: str) -> dict:

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from onethinker_verl.evaluate.aggregate import benchmark_metrics, recall_curves
-from onethinker_verl.evaluate.metrics import (
+from onethinker_verl.evaluate.strict.aggregate import benchmark_metrics, recall_curves
+from onethinker_verl.evaluate.strict.metrics import (
     IMAGE_SEGMENTATION,
     SPATIAL_GROUNDING,
     TEMPORAL_GROUNDING,

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from onethinker_verl.evaluate.evaluation import evaluate_predictions, predictions_from_outputs
-from onethinker_verl.evaluate.outputs import BenchmarkOutput, score_benchmark
-from onethinker_verl.evaluate.reference import MetricAccumulator, extract_prediction, score_row
-from onethinker_verl.evaluate.reference_masks import (
+from onethinker_verl.evaluate.strict.evaluation import evaluate_predictions, predictions_from_outputs
+from onethinker_verl.evaluate.reference.outputs import BenchmarkOutput, score_benchmark
+from onethinker_verl.benchmark_scoring.reference import MetricAccumulator, extract_prediction, score_row
+from onethinker_verl.evaluate.reference.masks import (
     boundary_f_score,
     boundary_tolerance,
     inner_boundary,

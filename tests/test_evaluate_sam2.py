@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from onethinker_verl.evaluate.outputs import BenchmarkOutput, score_benchmark
+from onethinker_verl.evaluate.reference.outputs import BenchmarkOutput, score_benchmark
 from onethinker_verl.evaluate.sam2_bridge import FrameMismatchError, Sam2VideoSegmenter, masks_for_row
 
 SIZE = 20

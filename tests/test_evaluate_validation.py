@@ -15,8 +15,8 @@ from verl.trainer.ppo.metric_utils import process_validation_metrics
 from conftest import train_tokenizer
 from onethinker_verl.data.prompts import load_templates
 from onethinker_verl.data.raw_corpus import convert_raw_corpus
-from onethinker_verl.evaluate.outputs import BenchmarkOutput, score_benchmark
-from onethinker_verl.evaluate.validation import BENCHMARK_KEYS
+from onethinker_verl.evaluate.reference.outputs import BenchmarkOutput, score_benchmark
+from onethinker_verl.benchmark_scoring.validation import BENCHMARK_KEYS
 from test_reward_manager import load_manager, make_item
 
 THINK = "<think>look</think>"

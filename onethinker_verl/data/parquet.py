@@ -27,7 +27,7 @@ RL_SCHEMA = pa.schema(
                     ("question", pa.string()),
                     ("options", pa.list_(pa.string())),
                     ("source", pa.string()),
-                    # benchmark name for rows of a benchmark file (evaluate.validation), else null
+                    # benchmark name for rows of a benchmark file (benchmark_scoring.validation), else null
                     ("benchmark", pa.string()),
                 ]
             ),

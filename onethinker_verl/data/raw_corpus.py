@@ -7,7 +7,7 @@ corpus is ``prepare_rl.py``'s job, which reports every rejected row).
 
 Rows of a benchmark file (``eval_<name>.json``, or rows with a ``benchmark`` field) get ``data_source =
 <name>`` and ``extra_info.benchmark = <name>``: as ``data.val_files`` they make verl report the benchmark's
-reference metrics per benchmark (:mod:`onethinker_verl.evaluate.validation`).
+reference metrics per benchmark (:mod:`onethinker_verl.benchmark_scoring.validation`).
 """
 
 import hashlib
@@ -51,7 +51,7 @@ def is_raw_corpus(path: str) -> bool:
 def mark_benchmark(record: dict, benchmark: str) -> dict:
     """A verl RL record of a benchmark row: ``data_source`` (verl groups validation metrics by it) and
     ``extra_info.benchmark`` (the reward manager then adds the benchmark's reference metrics, see
-    :mod:`onethinker_verl.evaluate.validation`) both become the benchmark's name."""
+    :mod:`onethinker_verl.benchmark_scoring.validation`) both become the benchmark's name."""
     record["data_source"] = benchmark
     record["extra_info"]["benchmark"] = benchmark
     return record

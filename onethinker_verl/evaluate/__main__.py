@@ -19,8 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
-from onethinker_verl.evaluate.aggregate import METRIC_NAMES
-from onethinker_verl.evaluate.evaluation import (
+from onethinker_verl.evaluate.strict.aggregate import METRIC_NAMES
+from onethinker_verl.evaluate.strict.evaluation import (
     EvaluationResult,
     MalformedInputError,
     evaluate_file,
@@ -33,7 +33,7 @@ from onethinker_verl.evaluate.generation import (
     generate,
     settings_from_arguments,
 )
-from onethinker_verl.evaluate.outputs import OutputFormatError, read_outputs
+from onethinker_verl.evaluate.reference.outputs import OutputFormatError, read_outputs
 
 logger = logging.getLogger("onethinker_verl.evaluate")
 

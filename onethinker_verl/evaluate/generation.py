@@ -5,7 +5,7 @@
 Input: benchmark files in the reference's format (a JSON array or JSON Lines of rows with ``problem``,
 ``solution``, ``problem_type``, ``data_type``, ``path`` and for ``video-image`` rows ``additional_path``,
 optional ``options``, ``problem_id``; ``images`` / ``videos`` lists are read too). Output per input file:
-``OUT/<file stem><suffix>.json`` in the reference's output format (see :mod:`.outputs`), rewritten
+``OUT/<file stem><suffix>.json`` in the reference's output format (see :mod:`.reference.outputs`), rewritten
 atomically after every batch; a rerun skips the rows already written (after checking that they belong to
 this input) and continues.
 
@@ -38,12 +38,12 @@ from typing import Any
 
 from tqdm import tqdm
 
+from onethinker_verl.benchmark_scoring.reference import MetricAccumulator, extract_prediction, score_row
 from onethinker_verl.data.corpus import RowRejected, parse_row
 from onethinker_verl.data.media import resolve_media_path
 from onethinker_verl.data.prompts import PromptTemplates, build_prompt_text, load_templates
 from onethinker_verl.data.records import iter_records
-from onethinker_verl.evaluate.outputs import GENERATION_ERROR, BenchmarkOutput, benchmark_name_of, score_benchmark, write_json_atomic
-from onethinker_verl.evaluate.reference import MetricAccumulator, extract_prediction, score_row
+from onethinker_verl.evaluate.reference.outputs import GENERATION_ERROR, BenchmarkOutput, benchmark_name_of, score_benchmark, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

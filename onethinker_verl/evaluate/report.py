@@ -15,9 +15,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on training or CI machines
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
-from onethinker_verl.evaluate.aggregate import CURVE_THRESHOLDS, METRIC_NAMES  # noqa: E402
-from onethinker_verl.evaluate.evaluation import LISTED_SKIPPED_LINES, EvaluationResult  # noqa: E402
-from onethinker_verl.evaluate.metrics import TRACKING  # noqa: E402
+from onethinker_verl.evaluate.strict.aggregate import CURVE_THRESHOLDS, METRIC_NAMES  # noqa: E402
+from onethinker_verl.evaluate.strict.evaluation import LISTED_SKIPPED_LINES, EvaluationResult  # noqa: E402
+from onethinker_verl.evaluate.strict.metrics import TRACKING  # noqa: E402
 
 TASK_DESCRIPTIONS = {
     "question answering": "accuracy: multiple choice by first letter, numerical at 2 decimals, regression by "
@@ -175,7 +175,7 @@ def headline_metric(metrics: dict[str, float]) -> str:
 
 def render_reference_markdown(scored: list, published: dict[str, dict], plots: list[Path] | None = None,
                               base_dir: Path | None = None) -> str:
-    """The report of reference-protocol results (:class:`~onethinker_verl.evaluate.outputs.ScoredBenchmark`
+    """The report of reference-protocol results (:class:`~onethinker_verl.evaluate.reference.outputs.ScoredBenchmark`
     list): a summary with published numbers beside ours, then every metric of every benchmark."""
     lines = [
         "# Benchmark evaluation (reference protocol)",

@@ -3,12 +3,12 @@
     python -m onethinker_verl.evaluate sam2 --outputs OUT/eval_seg_mevis_eval.json \\
         --checkpoint sam2.1_hiera_large.pt --config configs/sam2.1/sam2.1_hiera_l.yaml --media-root DIR
 
-For every segmentation row of a benchmark output file (reference format, see :mod:`.outputs`) this reads
+For every segmentation row of a benchmark output file (reference format, see :mod:`.reference.outputs`) this reads
 the row's own ``resolution`` (W, H), ``fps`` and ``segmentation_output.frames`` and prompts SAM2's video
 predictor the way the reference does:
 
 - prompts come from the answer in 0-1000 units, scaled to W x H, rounded and clipped
-  (:func:`~onethinker_verl.evaluate.reference_masks.read_prompts`): the box alone first, then (when
+  (:func:`~onethinker_verl.evaluate.reference.masks.read_prompts`): the box alone first, then (when
   there are points) the points with their labels and the box;
 - an image is a one-frame video, resized to W x H when its size differs;
 - a video is the folder of JPEG frames next to it (``video.mp4`` -> ``video/000000.jpg``, ...), frame k
@@ -16,7 +16,7 @@ predictor the way the reference does:
   on frame ``clip(round(time × fps), 0, len(frames) - 1)``; masks are propagated forwards and backwards
   from there.
 The masks are written into the row as ``pred_masks`` (image: one COCO RLE; video: frame index -> RLE) and
-the file is re-scored (:func:`~onethinker_verl.evaluate.outputs.score_benchmark`). Unlike the reference,
+the file is re-scored (:func:`~onethinker_verl.evaluate.reference.outputs.score_benchmark`). Unlike the reference,
 a frame folder whose frame count or frame size does not match the row's ``frames`` / ``resolution`` is a
 loud error naming the row (the reference would silently score the mismatched frames as empty). Rows the
 reference leaves out (no prompts on an image, an image that cannot be opened, bad fps, no frame list,
@@ -37,8 +37,8 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from onethinker_verl.data.media import resolve_media_path
-from onethinker_verl.evaluate.outputs import read_outputs, score_benchmark, write_json_atomic
-from onethinker_verl.evaluate.reference_masks import Prompts, ReferenceRowError, answer_text, ground_truth_of, read_prompts
+from onethinker_verl.evaluate.reference.outputs import read_outputs, score_benchmark, write_json_atomic
+from onethinker_verl.evaluate.reference.masks import Prompts, ReferenceRowError, answer_text, ground_truth_of, read_prompts
 
 logger = logging.getLogger(__name__)
 

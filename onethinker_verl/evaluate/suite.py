@@ -5,7 +5,7 @@
 Finds the 23 benchmark files of the reference's ``eval_bench_all.sh`` in ``BENCH`` (those absent are
 listed and skipped), generates the model's outputs (:mod:`.generation`, resumable), runs SAM2 on the
 five segmentation files when ``sam2`` is installed and a checkpoint is given (:mod:`.sam2_bridge`;
-otherwise says so and reports those files without mask metrics), scores everything (:mod:`.outputs`)
+otherwise says so and reports those files without mask metrics), scores everything (:mod:`.reference.outputs`)
 and writes ``OUT/report.json``, ``OUT/report.md`` (published numbers beside ours, from
 ``published.yaml`` or ``--published``) and ``OUT/plots/``. The image-QA and captioning benchmarks run
 through VLMEvalKit (README, :mod:`.vlmevalkit`).
@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from onethinker_verl.evaluate.generation import GenerationSettings, generate
-from onethinker_verl.evaluate.outputs import ScoredBenchmark, read_outputs, score_benchmark, write_json_atomic
+from onethinker_verl.evaluate.reference.outputs import ScoredBenchmark, read_outputs, score_benchmark, write_json_atomic
 from onethinker_verl.evaluate.report import load_published, render_reference_markdown, write_reference_plots
 from onethinker_verl.evaluate.sam2_bridge import run_sam2, sam2_available
 

@@ -24,7 +24,7 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config.reward import RewardManagerConfig
 
-from onethinker_verl.evaluate.validation import benchmark_extra_info, is_benchmark_row
+from onethinker_verl.benchmark_scoring.validation import benchmark_extra_info, is_benchmark_row
 from onethinker_verl.reward import compute_score as onethinker_compute_score
 from onethinker_verl.reward.config import RewardConfig
 from onethinker_verl.reward.metrics import KNOWN_TASK_NAMES, REWARD_PARTS, per_task_key, task_name
@@ -124,7 +124,7 @@ class OneThinkerRewardManager(RewardManagerBase):
     ``reward_score`` is the overall score; ``reward_extra_info`` holds the parts (``score``, ``accuracy``,
     ``format``, ``structure``), the ``task`` name, per-task copies of the parts (``accuracy/tracking``,
     ...) that are ``None`` for items of other tasks, and the benchmark metrics of
-    :mod:`onethinker_verl.evaluate.validation` (``bench/...``, ``None`` outside benchmark rows). With model
+    :mod:`onethinker_verl.benchmark_scoring.validation` (``bench/...``, ``None`` outside benchmark rows). With model
     scoring on it also holds ``model_score`` and ``model_score_fallback``. Every item carries the same keys,
     as verl's batching requires.
     """

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from onethinker_verl.data.tasks import PROBLEM_TYPES, canonical_problem_type
-from onethinker_verl.evaluate.reference import OVERALL_ACCURACY, RECALL_THRESHOLDS, ZERO_COMPONENTS, score_row
+from onethinker_verl.benchmark_scoring.reference import OVERALL_ACCURACY, RECALL_THRESHOLDS, ZERO_COMPONENTS, score_row
 
 PREFIX = "bench/"
 # The marker the raw-corpus conversion puts in extra_info for rows of a benchmark file.

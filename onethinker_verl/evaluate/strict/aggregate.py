@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from onethinker_verl.evaluate.metrics import (
+from onethinker_verl.evaluate.strict.metrics import (
     IMAGE_SEGMENTATION,
     QUESTION_ANSWERING,
     SPATIAL_GROUNDING,

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from onethinker_verl.benchmark_scoring.reference import MetricAccumulator, extract_prediction, score_row
 from onethinker_verl.data.raw_corpus import benchmark_name_of_file
 from onethinker_verl.evaluate import masks as mask_ops
-from onethinker_verl.evaluate.reference import MetricAccumulator, extract_prediction, score_row
-from onethinker_verl.evaluate.reference_masks import SegmentationAccumulator, score_segmentation_row
+from onethinker_verl.evaluate.reference.masks import SegmentationAccumulator, score_segmentation_row
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ the reference's own names. What the reference does, and therefore what this modu
 - spatial-temporal grounding: accuracy ``0.5 tIoU + 0.5 mIoU`` with the mIoU over the frame keys the
   prediction shares with the ground truth; components ``{"tiou", "miou_inter"}``;
 - tracking: mean box IoU over every ground-truth frame (missing frames 0); components ``{"miou_gt"}``;
-- segmentation: accuracy 0 and no components here; masks are scored by :mod:`.reference_masks`;
+- segmentation: accuracy 0 and no components here; masks are scored by :mod:`onethinker_verl.evaluate.reference.masks`;
 - any other problem type: accuracy 0, no components.
 
 Aggregation (:class:`MetricAccumulator`) keys everything by the row's stripped ``problem_type`` as

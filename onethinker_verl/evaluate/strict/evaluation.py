@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from onethinker_verl.evaluate.aggregate import HEADLINE_METRIC, METRIC_NAMES, benchmark_metrics, recall_curves
-from onethinker_verl.evaluate.metrics import InvalidGroundTruth, ItemScore, UnknownTask, score_item, task_family, zero_score
-from onethinker_verl.evaluate.records import MalformedLine, Prediction, read_predictions
+from onethinker_verl.evaluate.strict.aggregate import HEADLINE_METRIC, METRIC_NAMES, benchmark_metrics, recall_curves
+from onethinker_verl.evaluate.strict.metrics import InvalidGroundTruth, ItemScore, UnknownTask, score_item, task_family, zero_score
+from onethinker_verl.evaluate.strict.records import MalformedLine, Prediction, read_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _name_benchmarks(groups: dict[tuple[str, str], BenchmarkResult]) -> dict[str
 
 
 def predictions_from_outputs(benchmarks: Iterable) -> Iterable[Prediction | MalformedLine]:
-    """Rows of reference-format outputs (:class:`~onethinker_verl.evaluate.outputs.BenchmarkOutput`) as
+    """Rows of reference-format outputs (:class:`~onethinker_verl.evaluate.reference.outputs.BenchmarkOutput`) as
     strict-protocol predictions; ``line`` is the row's 1-based position in its benchmark."""
     for benchmark in benchmarks:
         for position, row in enumerate(benchmark.results, start=1):

@@ -5,7 +5,7 @@ A segmentation row of a benchmark output file carries the ground truth the refer
 folder SAM2 reads), and ``segmentation_output`` with ``segmentation_rle`` (image: one COCO RLE; video:
 frame key -> RLE) and, for video, ``frames`` (the frame keys in order; the k-th key is frame index k,
 taken at k / fps seconds). The predicted masks are ``pred_masks``: one COCO RLE for an image row,
-``{frame index: RLE}`` for a video row (written by :mod:`.sam2_bridge`, or by any other segmenter).
+``{frame index: RLE}`` for a video row (written by :mod:`onethinker_verl.evaluate.sam2_bridge`, or by any other segmenter).
 
 Per row, as the reference does:
 - prompts are read from the answer (``predicted_answer_norm``, else ``prediction``, else the extracted
@@ -38,8 +38,8 @@ import numpy as np
 from PIL import Image
 from skimage.morphology import dilation
 
+from onethinker_verl.benchmark_scoring.reference import extract_prediction
 from onethinker_verl.evaluate import masks as mask_ops
-from onethinker_verl.evaluate.reference import extract_prediction
 
 # Boundary match tolerance as a fraction of the image diagonal, and the smallest radius in pixels.
 BOUNDARY_TOLERANCE_RATIO = 0.0075

@@ -1,7 +1,7 @@
 """Per-item benchmark scores for the ten OneThinker tasks.
 
 :func:`score_item` turns one prediction (raw model output, ground truth, masks) into an
-:class:`ItemScore`; :mod:`onethinker_verl.evaluate.aggregate` averages those per benchmark.
+:class:`ItemScore`; :mod:`onethinker_verl.evaluate.strict.aggregate` averages those per benchmark.
 Answers are extracted exactly as the training reward does (rewards.md); what differs from the
 reward is the scoring (benchmark definitions, data-and-recipe.md "Evaluation").
 
