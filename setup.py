@@ -27,6 +27,7 @@ INSTALL_REQUIRES = [
     "rouge-score",
     "matplotlib",
     "aiohttp",  # model-based scoring talks to verl's reward-model router
+    "imageio-ffmpeg",  # the ffmpeg binary the SAM2 step extracts video frames with, as the reference does
     # verl's reward loop and v1 trainer import these (verl lists them only in its `verl-core` extra)
     "cachetools",
     "fastapi",
@@ -41,6 +42,9 @@ EXTRAS_REQUIRE = {
         "hypothesis>=6",
         "av",  # the tests write tiny videos
         "tokenizers",
+        # the SAM2 step runs for real in the tests (CPU, random weights). An sdist that imports torch to
+        # build: install it first with SAM2_BUILD_CUDA=0 and --no-build-isolation (README's first command).
+        "sam2==1.1.0",
     ],
     # GPU nodes only; the versions verl 0.9.1's own `vllm` / `fsdp` extras pin.
     "gpu": [

@@ -1,6 +1,7 @@
-"""The SAM2 step's prompting protocol and its checks, with a stand-in for SAM2's video predictor (the
-``sam2`` package needs a GPU and a checkpoint): per-row resolution / fps / frame list, the reference's
-prompt order, the prompted frame, propagation both ways, loud failure on a mismatched frame folder."""
+"""The SAM2 step's prompting protocol and its checks, with a stand-in that records the calls made to SAM2's
+video predictor (tests/test_evaluate_sam2_real.py runs the real one): per-row resolution / fps / frame list,
+the reference's prompt order, the prompted frame, propagation both ways, loud failure on a mismatched frame
+folder, frames ffmpeg cannot extract."""
 
 import json
 
@@ -11,7 +12,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from onethinker_verl.evaluate.reference.outputs import BenchmarkOutput, score_benchmark
-from onethinker_verl.evaluate.sam2_bridge import FrameMismatchError, Sam2VideoSegmenter, masks_for_row
+from onethinker_verl.evaluate.sam2_bridge import FrameMismatchError, RowLeftOut, Sam2VideoSegmenter, masks_for_row
 
 SIZE = 20
 
@@ -59,7 +60,7 @@ class FakeVideoPredictor:
 @pytest.fixture
 def segmenter():
     built = Sam2VideoSegmenter.__new__(Sam2VideoSegmenter)  # without sam2.build_sam
-    built.predictor = FakeVideoPredictor()
+    built.predictor, built.device = FakeVideoPredictor(), "cpu"
     return built
 
 
@@ -68,7 +69,7 @@ ANSWER = {"time": 1.0, "boxes": [100, 100, 600, 600], "positive_points": [[300, 
 
 def video_row(tmp_path, frames_on_disk: int = 4, frame_size: int = SIZE) -> dict:
     folder = tmp_path / "clip"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     for index in range(frames_on_disk):
         Image.new("RGB", (frame_size, frame_size)).save(folder / f"{index:06d}.jpg")
     return {
@@ -130,12 +131,57 @@ def test_image_is_a_one_frame_video_resized_to_the_row_resolution(tmp_path, segm
 
 
 def test_an_image_that_cannot_be_opened_is_left_out_and_counted(tmp_path, segmenter):
-    from onethinker_verl.evaluate.sam2_bridge import ImageUnreadable
-
     row = {"problem_type": "segmentation", "data_type": "image", "path": "missing.png", "solution": "{}",
            "resolution": {"width": SIZE, "height": SIZE}, "output": "<answer>" + json.dumps(ANSWER) + "</answer>",
            "segmentation_output": {"segmentation_rle": rle(square_mask())}}
-    with pytest.raises(ImageUnreadable, match="image-open-fail"):
+    with pytest.raises(RowLeftOut, match="image-open-fail"):
         masks_for_row(row, segmenter, str(tmp_path))
     scored = score_benchmark(BenchmarkOutput("img", [{**row, "status": "image-open-fail: gone", "reward": None}]))
     assert scored.meta["segmentation"]["left_out"] == {"image-open-fail": 1} and "image/gIoU" not in scored.metrics
+
+
+def write_clip(path, frames: int, fps: int = 2, size: int = SIZE):
+    """An MP4 of ``frames`` frames at ``fps``, written with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for index in range(frames):
+            image = np.full((size, size, 3), 40 * index, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_frames_are_extracted_by_index_at_the_row_resolution(tmp_path, segmenter):
+    write_clip(tmp_path / "clip.mp4", frames=4, size=32)
+    row = {**video_row(tmp_path, frames_on_disk=0)}
+    row["pred_masks"] = masks_for_row(row, segmenter, str(tmp_path))
+    names = sorted(path.name for path in (tmp_path / "clip").iterdir())
+    assert names == ["000000.jpg", "000001.jpg", "000002.jpg", "000003.jpg"]
+    assert Image.open(tmp_path / "clip" / "000003.jpg").size == (SIZE, SIZE)  # scaled to the row's resolution
+    assert sorted(row["pred_masks"]) == ["0", "1", "2", "3"]
+
+
+def test_a_video_whose_frames_cannot_be_extracted_is_left_out(tmp_path, segmenter):
+    row = video_row(tmp_path, frames_on_disk=0)
+    (tmp_path / "clip.mp4").write_bytes(b"not a video")
+    with pytest.raises(RowLeftOut) as raised:
+        masks_for_row(row, segmenter, str(tmp_path))
+    assert raised.value.status == "no-jpg-in-frame-dir"
+    assert segmenter.predictor.calls == []
+
+
+def test_frames_past_the_end_of_the_video_are_left_without_masks(tmp_path, segmenter):
+    # the row lists 4 frames at 2 fps, the video has 2 (1 s): frames 2 and 3 cannot be extracted
+    write_clip(tmp_path / "clip.mp4", frames=2)
+    row = video_row(tmp_path, frames_on_disk=0)
+    row["output"] = "<answer>" + json.dumps({**ANSWER, "time": 0.5}) + "</answer>"
+    row["pred_masks"] = masks_for_row(row, segmenter, str(tmp_path))
+    assert sorted(row["pred_masks"]) == ["0", "1"]
+    assert score_benchmark(BenchmarkOutput("vos", [row])).results[0]["reward"]["J"] == 0.5  # f2 has no mask
+    late = video_row(tmp_path, frames_on_disk=0)
+    late["output"] = "<answer>" + json.dumps({**ANSWER, "time": 1.5}) + "</answer>"
+    with pytest.raises(RowLeftOut, match="error: prompted frame 3 is beyond the 2 frames extracted"):
+        masks_for_row(late, segmenter, str(tmp_path))
