@@ -7,7 +7,8 @@
 - ``run``: all of the above over a suite's benchmark files, with the Markdown report.
 
 Without a subcommand the arguments are those of ``score`` (the earlier command line).
-Exit codes: 0 done; 1 an input cannot be read; 2 ``--strict`` met a malformed line; 3 SAM2 missing.
+Exit codes: 0 done; 1 an input or the model cannot be read, or every row failed generation; 2 ``--strict``
+met a malformed line; 3 SAM2 missing; 4 more rows than ``--max-failed-fraction`` failed generation.
 """
 
 from __future__ import annotations
@@ -29,24 +30,31 @@ from onethinker_verl.evaluate.strict.evaluation import (
 )
 from onethinker_verl.evaluate.generation import (
     BackendUnavailable,
+    GenerationFailed,
     add_generation_arguments,
     generate,
     settings_from_arguments,
+    summarise_outputs,
 )
 from onethinker_verl.evaluate.reference.outputs import OutputFormatError, read_outputs
 
 logger = logging.getLogger("onethinker_verl.evaluate")
+
+EXIT_CODES = ("exit codes: 0 done; 1 an input or the model cannot be read, or every row failed generation; "
+              "2 score --strict met a malformed line; 3 SAM2 is not installed; "
+              "4 more rows than --max-failed-fraction failed generation (outputs and report are written)")
 
 SUBCOMMANDS = ("generate", "score", "sam2", "run")
 PROTOCOLS = ("reference", "strict")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m onethinker_verl.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m onethinker_verl.evaluate", description=__doc__.split("\n")[0],
+                                     epilog=EXIT_CODES)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    generate_parser = commands.add_parser("generate", help="model outputs for benchmark files")
-    generate_parser.add_argument("--model", required=True, help="checkpoint folder (Hugging Face format)")
+    generate_parser = commands.add_parser("generate", help="model outputs for benchmark files", epilog=EXIT_CODES)
+    generate_parser.add_argument("--model", required=True, help="checkpoint folder with config.json (Hugging Face format)")
     generate_parser.add_argument("--inputs", required=True, nargs="+", type=Path, help="benchmark files (.json / .jsonl)")
     generate_parser.add_argument("--out-dir", required=True, type=Path, help="where OUT/<stem><suffix>.json go")
     add_generation_arguments(generate_parser)
@@ -57,18 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     sam2 = commands.add_parser("sam2", help="SAM2 masks for the segmentation rows of output files")
     sam2.add_argument("--outputs", required=True, nargs="+", type=Path, help="output files (rewritten in place)")
     sam2.add_argument("--checkpoint", required=True, help="SAM2 checkpoint (.pt)")
-    sam2.add_argument("--config", default="configs/sam2.1/sam2.1_hiera_l.yaml", help="SAM2 model config name")
-    sam2.add_argument("--media-root", default=None, help="folder the rows' media paths are relative to")
-    sam2.add_argument("--device", default="cuda")
+    sam2.add_argument("--config", default="configs/sam2.1/sam2.1_hiera_l.yaml",
+                      help="SAM2 model config name, as the sam2 package names it (default: %(default)s)")
+    sam2.add_argument("--media-root", default=None,
+                      help="folder the rows' relative media paths start from (default: the current folder)")
+    sam2.add_argument("--device", default="cuda", help="torch device SAM2 runs on (default: %(default)s)")
 
-    run = commands.add_parser("run", help="generation, SAM2 and scoring over a suite, with the report")
-    run.add_argument("--suite", default="onethinker", choices=("onethinker",))
+    run = commands.add_parser("run", help="generation, SAM2 and scoring over a suite, with the report", epilog=EXIT_CODES)
+    run.add_argument("--suite", default="onethinker", choices=("onethinker",),
+                     help="benchmark files to look for in --bench-dir: onethinker = the 23 files of the reference's "
+                     "eval_bench_all.sh (default: %(default)s)")
     run.add_argument("--bench-dir", required=True, type=Path, help="folder holding the eval_*.json files")
-    run.add_argument("--model", required=True, help="checkpoint folder (Hugging Face format)")
-    run.add_argument("--out-dir", required=True, type=Path, help="generation/, report.json, report.md, plots/")
-    run.add_argument("--sam2-checkpoint", default=None, help="SAM2 checkpoint; without it no mask metrics")
-    run.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_l.yaml")
-    run.add_argument("--device", default="cuda", help="SAM2 device")
+    run.add_argument("--model", required=True, help="checkpoint folder with config.json (Hugging Face format)")
+    run.add_argument("--out-dir", required=True, type=Path, help="where generation/, report.json, report.md and plots/ go")
+    run.add_argument("--sam2-checkpoint", default=None, help="SAM2 checkpoint (.pt); without it no mask metrics")
+    run.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_l.yaml",
+                     help="SAM2 model config name, as the sam2 package names it (default: %(default)s)")
+    run.add_argument("--device", default="cuda", help="torch device SAM2 runs on (default: %(default)s)")
     run.add_argument("--published", default=None, help="published-numbers YAML (default: the packaged published.yaml)")
     add_generation_arguments(run)
     return parser
@@ -83,7 +96,8 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=PROTOCOLS, default="reference",
                         help="reference: OneThinker's eval_bench.py / seg_post_sam2.py metrics (default); "
                         "strict: the project's stricter variants (DAVIS J/F, first letter, tag normalisation)")
-    parser.add_argument("--published", default=None, help="published-numbers YAML for the reference report")
+    parser.add_argument("--published", default=None,
+                        help="published-numbers YAML for the reference report (default: the packaged published.yaml)")
     parser.add_argument("--scored-dir", type=Path, default=None,
                         help="reference protocol: where each re-scored benchmark file (per-row accuracy, components, "
                         "mask rewards) goes (default: <output stem>_scored/ beside --output)")
@@ -170,15 +184,19 @@ def main(argv: list[str] | None = None) -> int:
         return _score(args)
     try:
         return _run_command(args)
+    except GenerationFailed as exc:
+        logger.error("%s", exc)
+        return exc.exit_code
     except (BackendUnavailable, FileNotFoundError, ValueError) as exc:
-        # a missing backend, benchmark folder or input, or an output of another input: say so, no traceback
+        # a missing backend, model, benchmark folder or input, or an output of another input: say so, no traceback
         logger.error("%s", exc)
         return 1
 
 
 def _run_command(args) -> int:
     if args.command == "generate":
-        generate(args.inputs, args.out_dir, args.model, settings_from_arguments(args))
+        outputs = generate(args.inputs, args.out_dir, args.model, settings_from_arguments(args))
+        summarise_outputs(outputs).check(args.max_failed_fraction)
         return 0
     if args.command == "sam2":
         from onethinker_verl.evaluate.sam2_bridge import EXIT_SAM2_MISSING, run_sam2, sam2_available
@@ -195,7 +213,7 @@ def _run_command(args) -> int:
     if settings.media_root is None:
         settings = dataclasses.replace(settings, media_root=str(args.bench_dir))
     run_suite(args.suite, args.bench_dir, args.model, args.out_dir, settings, args.sam2_checkpoint, args.sam2_config,
-              args.device, args.published)
+              args.device, args.published, max_failed_fraction=args.max_failed_fraction)
     return 0
 
 

@@ -18,12 +18,15 @@ Backends: ``vllm`` (GPU; tensor parallel over the visible GPUs; ``--data-paralle
 N disjoint GPU groups, each over a share of the benchmark files) and ``hf`` (Hugging Face transformers,
 any device; slow, used by the tests). A row whose media cannot be read, or whose generation fails on its
 own, is written with ``output`` null and ``generation_error`` naming the reason, scored 0 and counted in
-``meta.generation_failed_rows``; the run goes on. (The reference writes ``<answer>ERROR</answer>`` for
-every row of a batch whose generation raised, and stops on unreadable media.)
+``meta.generation_failed_rows``; the run goes on, and a rerun tries those rows again. (The reference writes
+``<answer>ERROR</answer>`` for every row of a batch whose generation raised, and stops on unreadable media.)
+:func:`summarise_outputs` counts the failed rows of finished files; :meth:`GenerationSummary.check` turns
+"every row failed" or "more than ``--max-failed-fraction`` failed" into :class:`GenerationFailed`.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -92,7 +95,26 @@ class MediaError(RuntimeError):
 
 
 class BackendUnavailable(RuntimeError):
-    """The chosen generation backend cannot run here (its package is missing)."""
+    """The chosen generation backend cannot run here (its package is missing), or the model cannot be loaded."""
+
+
+class GenerationFailed(RuntimeError):
+    """Generation produced nothing useful: every row failed (exit code 1), or more rows than allowed
+    (:class:`TooManyFailedRows`); the message is one line for the user."""
+
+    exit_code = 1
+
+
+class TooManyFailedRows(GenerationFailed):
+    """Some rows failed generation, more than ``--max-failed-fraction`` allows."""
+
+    exit_code = 4
+
+
+# Prefix of the reason recorded for a row whose media file does not exist (the hint names --media-root).
+MISSING_MEDIA = "file not found: "
+# Default of ``--max-failed-fraction``: up to 1 % of rows may fail (e.g. a few corrupt videos among 10k rows).
+DEFAULT_MAX_FAILED_FRACTION = 0.01
 
 
 # ------------------------------------------------------------------------------------------ prompts
@@ -136,7 +158,7 @@ def build_messages(row: dict, settings: GenerationSettings, templates: PromptTem
 def _media_item(modality: str, path: str, settings: GenerationSettings) -> dict:
     resolved = resolve_media_path(path, settings.media_root)
     if "://" not in resolved and not os.path.isfile(resolved):
-        raise MediaError(f"{modality} file not found: {resolved}")
+        raise MediaError(f"{modality} {MISSING_MEDIA}{resolved}")
     if modality == "image":
         return {"type": "image", "image": resolved, "max_pixels": settings.image_max_pixels}
     return {"type": "video", "video": resolved, "max_pixels": settings.video_max_pixels,
@@ -256,9 +278,27 @@ class VllmBackend:
         return {"prompt": prompt, "multi_modal_data": multi_modal_data, "mm_processor_kwargs": video_kwargs or {}}
 
 
+def check_model_path(model_path: str) -> None:
+    """Refuse, in one line, a ``--model`` that is not a checkpoint folder (a folder with ``config.json``,
+    e.g. verl's merged Hugging Face checkpoint); without this transformers answers with a long traceback
+    about Hub repo ids. Raises ``ValueError``."""
+    path = Path(model_path).expanduser()
+    if not path.exists():
+        raise ValueError(f"--model {model_path}: no such folder; give a local checkpoint folder with config.json "
+                         "(a Hugging Face checkpoint, e.g. the one verl's model merger writes)")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"--model {model_path}: {'a file' if path.is_file() else 'the folder has no config.json'}; "
+                         "give a local checkpoint folder with config.json (a Hugging Face checkpoint)")
+
+
 def make_backend(model_path: str, settings: GenerationSettings):
     """The backend named by ``settings.backend``, loaded from ``model_path``."""
-    return VllmBackend(model_path, settings) if settings.backend == "vllm" else TransformersBackend(model_path, settings)
+    backend = VllmBackend if settings.backend == "vllm" else TransformersBackend
+    try:
+        return backend(model_path, settings)
+    except (OSError, ValueError, KeyError) as exc:  # transformers' answers to a folder it cannot load
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendUnavailable(f"--model {model_path}: cannot be loaded as a Qwen-VL checkpoint ({reason})") from None
 
 
 # ---------------------------------------------------------------------------------------- the loop
@@ -286,14 +326,27 @@ def _resume(output_path: Path, rows: list[dict]) -> list[dict]:
     return written
 
 
+def _metrics_of(results: list[dict]) -> dict[str, float]:
+    accumulator = MetricAccumulator()
+    for row in results:
+        accumulator.add(row.get("problem_type", ""), float(row.get("accuracy", 0.0)), row.get("components") or {})
+    return accumulator.metrics()
+
+
 def generate_file(input_path: str | os.PathLike, out_dir: str | os.PathLike, backend, model_path: str,
                   settings: GenerationSettings) -> Path:
-    """Generate (or finish generating) the outputs of one benchmark file; returns the output path."""
+    """Generate (or finish generating) the outputs of one benchmark file; returns the output path.
+
+    A rerun keeps the rows already written and generates the rest, plus the written rows whose generation
+    failed (e.g. media that were missing before ``--media-root`` was fixed)."""
     rows = read_benchmark_rows(input_path)
     output_path = output_path_for(input_path, out_dir, settings)
     results = _resume(output_path, rows)
+    retried = [index for index, row in enumerate(results) if row.get(GENERATION_ERROR)]
     if results:
-        logger.info("%s: resuming after %d of %d rows already written", output_path, len(results), len(rows))
+        logger.info("%s: resuming after %d of %d rows already written; retrying the %d of them that failed",
+                    output_path, len(results), len(rows), len(retried))
+    pending = retried + list(range(len(results), len(rows)))
     templates = load_templates(settings.prompt_templates)
     meta = {
         "benchmark": benchmark_name_of(input_path),
@@ -302,12 +355,10 @@ def generate_file(input_path: str | os.PathLike, out_dir: str | os.PathLike, bac
         "batch_size": settings.batch_size,
         "generation": dataclasses.asdict(settings),
     }
-    accumulator = MetricAccumulator()
-    for row in results:
-        accumulator.add(row.get("problem_type", ""), float(row.get("accuracy", 0.0)), row.get("components") or {})
-    progress = tqdm(total=len(rows), initial=len(results), desc=Path(input_path).name, unit=" rows")
-    for start in range(len(results), len(rows), settings.batch_size):
-        batch = rows[start : start + settings.batch_size]
+    progress = tqdm(total=len(rows), initial=len(rows) - len(pending), desc=Path(input_path).name, unit=" rows")
+    for start in range(0, len(pending), settings.batch_size):
+        indices = pending[start : start + settings.batch_size]
+        batch = [rows[index] for index in indices]
         conversations, errors = [], {}
         for offset, row in enumerate(batch):
             try:
@@ -328,16 +379,19 @@ def generate_file(input_path: str | os.PathLike, out_dir: str | os.PathLike, bac
             result["prediction"] = extract_prediction(result["output"])
             if offset in errors:
                 result[GENERATION_ERROR] = errors[offset]
-                logger.warning("%s row %d: %s", Path(input_path).name, start + offset + 1, errors[offset])
+                logger.warning("%s row %d: %s", Path(input_path).name, indices[offset] + 1, errors[offset])
             if str(row.get("problem_type", "")).strip().lower() == "segmentation":
                 result["predicted_answer_norm"] = result["prediction"]
             score = score_row(result)
             result["accuracy"] = score.accuracy
             if score.components:
                 result["components"] = score.components
-            accumulator.add(row.get("problem_type", ""), score.accuracy, score.components)
-            results.append(result)
-        write_json_atomic(output_path, {"results": results, "metrics": accumulator.metrics(), "meta": meta})
+            # pending is in row order: retried rows lie inside what is written, new rows extend it
+            if indices[offset] < len(results):
+                results[indices[offset]] = result
+            else:
+                results.append(result)
+        write_json_atomic(output_path, {"results": results, "metrics": _metrics_of(results), "meta": meta})
         progress.update(len(batch))
     progress.close()
     final = score_benchmark(BenchmarkOutput(meta["benchmark"], results, meta, str(output_path)))
@@ -351,6 +405,7 @@ def generate(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, mo
              settings: GenerationSettings) -> list[Path]:
     """Generate every input file with one engine, or with ``settings.data_parallel`` engines in
     subprocesses, each on its own group of GPUs and a share of the files."""
+    check_model_path(model_path)
     if settings.data_parallel > 1 and len(inputs) > 1:
         return _generate_data_parallel(inputs, out_dir, model_path, settings)
     backend = make_backend(model_path, settings)
@@ -383,14 +438,63 @@ def _generate_data_parallel(inputs, out_dir, model_path, settings) -> list[Path]
     processes = []
     for engine, share in enumerate(shares):
         environment = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus[engine * per_engine : (engine + 1) * per_engine]))
+        # --max-failed-fraction 1: the engines only generate; the parent judges all files' failed rows together
         command = [sys.executable, "-m", "onethinker_verl.evaluate", "generate", "--model", str(model_path),
-                   "--out-dir", str(out_dir), "--inputs", *share, *settings_arguments(dataclasses.replace(settings, data_parallel=1))]
+                   "--out-dir", str(out_dir), "--max-failed-fraction", "1", "--inputs", *share,
+                   *settings_arguments(dataclasses.replace(settings, data_parallel=1))]
         logger.info("engine %d on GPUs %s: %d files", engine, environment["CUDA_VISIBLE_DEVICES"], len(share))
         processes.append(subprocess.Popen(command, env=environment))
     failures = [engine for engine, process in enumerate(processes) if process.wait() != 0]
     if failures:
-        raise RuntimeError(f"generation engines {failures} failed; rerun to resume their files")
+        raise GenerationFailed(f"generation engines {failures} failed (their errors are above); rerun the same command to resume their files")
     return [output_path_for(path, out_dir, settings) for path in inputs]
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """Failed generation over finished output files: ``rows`` in all, ``failed`` of them, and the first
+    failure as ``<file> row <n>: <reason>`` (None when none failed)."""
+
+    rows: int
+    failed: int
+    first_failure: str | None = None
+
+    def check(self, max_failed_fraction: float) -> None:
+        """Raise :class:`GenerationFailed` when every row failed and :class:`TooManyFailedRows` when more
+        than ``max_failed_fraction`` of them did (1 accepts any number of failed rows)."""
+        if max_failed_fraction >= 1:
+            return
+        if self.rows == 0:
+            raise GenerationFailed("the input files hold no rows; nothing was generated")
+        if self.failed == 0:
+            return
+        hint = ""
+        if self.first_failure and MISSING_MEDIA in self.first_failure:
+            hint = " (media paths resolve against --media-root; point it at the folder the rows' paths start from)"
+        first = f"first: {self.first_failure}{hint}"
+        if self.failed == self.rows:
+            raise GenerationFailed(f"all {self.rows} rows failed generation, nothing was generated; {first}")
+        if self.failed > max_failed_fraction * self.rows:
+            raise TooManyFailedRows(
+                f"{self.failed} of {self.rows} rows ({100 * self.failed / self.rows:.1f}%) failed generation, more than "
+                f"--max-failed-fraction {max_failed_fraction:g} allows (outputs are written; rerun to retry those rows); {first}"
+            )
+
+
+def summarise_outputs(paths: Sequence[str | os.PathLike]) -> GenerationSummary:
+    """The :class:`GenerationSummary` of finished output files (rows with ``generation_error``)."""
+    rows = failed = 0
+    first = None
+    for path in paths:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        results = payload.get("results", []) if isinstance(payload, dict) else payload
+        rows += len(results)
+        for index, row in enumerate(results):
+            if isinstance(row, dict) and row.get(GENERATION_ERROR):
+                failed += 1
+                if first is None:
+                    first = f"{Path(path).name} row {index + 1}: {row[GENERATION_ERROR]}"
+    return GenerationSummary(rows, failed, first)
 
 
 def settings_arguments(settings: GenerationSettings) -> list[str]:
@@ -406,24 +510,47 @@ def settings_arguments(settings: GenerationSettings) -> list[str]:
 def add_generation_arguments(parser) -> None:
     """The :class:`GenerationSettings` as command-line options (defaults: the reference protocol)."""
     defaults = GenerationSettings()
+    # Help per option; "%(default)s" is filled in by argparse. An option whose default is None says in
+    # its own words what happens without it.
     helps = {
-        "backend": "vllm (GPU) or hf (transformers, any device)",
-        "max_new_tokens": "most new tokens per answer", "temperature": "0 = greedy", "top_k": "-1 = off",
-        "batch_size": "rows per batch (the output is rewritten after each)",
-        "max_model_len": "vLLM context length", "video_fps": "video frames sampled per second",
-        "video_max_frames": "most frames per video", "video_max_pixels": "pixels per video frame",
-        "image_max_pixels": "pixels per image", "tensor_parallel_size": "vLLM; 0 = all visible GPUs",
-        "data_parallel": "vLLM engines on disjoint GPU groups (files are shared out)",
-        "media_root": "folder the rows' media paths are relative to",
-        "prompt_templates": "prompt template YAML (default: the training templates)",
-        "suffix": "output file name suffix: OUT/<input stem><suffix>.json",
+        "backend": "vllm (GPU) or hf (transformers, any device) (default: %(default)s)",
+        "max_new_tokens": "most new tokens per answer (default: %(default)s)",
+        "temperature": "sampling temperature, 0 = greedy (default: %(default)s)",
+        "top_k": "top-k sampling, -1 = off (default: %(default)s)",
+        "seed": "random seed of the engine (default: %(default)s)",
+        "batch_size": "rows per batch; the output is rewritten after each (default: %(default)s)",
+        "max_model_len": "vLLM context length in tokens (default: %(default)s)",
+        "video_fps": "video frames sampled per second (default: %(default)s)",
+        "video_max_frames": "most frames per video (default: %(default)s)",
+        "video_max_pixels": "most pixels per video frame (default: %(default)s = 256x32x32)",
+        "image_max_pixels": "most pixels per image (default: %(default)s = 1024x32x32)",
+        "gpu_memory_utilization": "vLLM: fraction of GPU memory the engine may take (default: %(default)s)",
+        "tensor_parallel_size": "vLLM: GPUs per engine, 0 = all visible GPUs (default: %(default)s)",
+        "data_parallel": "vLLM: engines on disjoint GPU groups, the files shared out among them (default: %(default)s)",
+        "media_root": "folder the rows' relative media paths start from (default: the current folder; "
+        "run: --bench-dir)",
+        "prompt_templates": "prompt template YAML (default: the packaged training templates)",
+        "suffix": "output file name suffix: OUT/<input stem><suffix>.json (default: %(default)s)",
     }
     for item in dataclasses.fields(GenerationSettings):
         default = getattr(defaults, item.name)
         kind = type(default) if default is not None else str
         parser.add_argument(f"--{item.name.replace('_', '-')}", dest=item.name, type=kind, default=default,
-                            choices=BACKENDS if item.name == "backend" else None,
-                            help=f"{helps.get(item.name, item.name)} (default: {default})")
+                            choices=BACKENDS if item.name == "backend" else None, help=helps[item.name])
+    parser.add_argument("--max-failed-fraction", type=_fraction, default=DEFAULT_MAX_FAILED_FRACTION,
+                        help="largest fraction of rows whose generation may fail (unreadable media, a row too long) "
+                        "before the command exits with code 4; when every row fails it exits with 1; "
+                        "1 accepts any (default: %(default)s)")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a fraction between 0 and 1 is expected, got {text!r}")
+    return value
 
 
 def settings_from_arguments(args) -> GenerationSettings:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from onethinker_verl.evaluate.generation import GenerationSettings, generate
+from onethinker_verl.evaluate.generation import DEFAULT_MAX_FAILED_FRACTION, GenerationSettings, generate, summarise_outputs
 from onethinker_verl.evaluate.reference.outputs import ScoredBenchmark, read_outputs, score_benchmark, write_json_atomic
 from onethinker_verl.evaluate.report import load_published, render_reference_markdown, write_reference_plots
 from onethinker_verl.evaluate.sam2_bridge import run_sam2, sam2_available
@@ -87,8 +87,13 @@ def write_report(scored: list[ScoredBenchmark], out_dir: Path, published_path: s
 
 def run_suite(suite: str, bench_dir: str | Path, model_path: str, out_dir: str | Path, settings: GenerationSettings,
               sam2_checkpoint: str | None = None, sam2_config: str = "configs/sam2.1/sam2.1_hiera_l.yaml",
-              device: str = "cuda", published_path: str | None = None) -> dict:
-    """Generation, SAM2 and scoring over a suite's files found in ``bench_dir``; returns report.json's content."""
+              device: str = "cuda", published_path: str | None = None,
+              max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION) -> dict:
+    """Generation, SAM2 and scoring over a suite's files found in ``bench_dir``; returns report.json's content.
+
+    Raises :class:`~onethinker_verl.evaluate.generation.GenerationFailed` before SAM2 when every row failed
+    generation, and :class:`~onethinker_verl.evaluate.generation.TooManyFailedRows` after writing the
+    report when more than ``max_failed_fraction`` of the rows did."""
     out_dir = Path(out_dir)
     files, missing = find_suite_files(suite, bench_dir)
     if missing:
@@ -98,6 +103,9 @@ def run_suite(suite: str, bench_dir: str | Path, model_path: str, out_dir: str |
         raise FileNotFoundError(f"none of the {suite} benchmark files is in {bench_dir}")
     generation_dir = out_dir / "generation"
     outputs = generate(files, generation_dir, model_path, settings)
+    failures = summarise_outputs(outputs)
+    if failures.failed == failures.rows:
+        failures.check(max_failed_fraction)  # every row failed: nothing to segment, score or report
     segmentation = [output for path, output in zip(files, outputs) if Path(path).stem + ".json" in SEGMENTATION_FILES]
     if segmentation:
         if not sam2_available():
@@ -108,4 +116,6 @@ def run_suite(suite: str, bench_dir: str | Path, model_path: str, out_dir: str |
         else:
             run_sam2(segmentation, sam2_checkpoint, sam2_config, settings.media_root, device)
     scored = score_files(outputs)
-    return write_report(scored, out_dir, published_path)
+    report = write_report(scored, out_dir, published_path)
+    failures.check(max_failed_fraction)
+    return report

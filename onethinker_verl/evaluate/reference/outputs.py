@@ -214,13 +214,12 @@ def score_benchmark(benchmark: BenchmarkOutput) -> ScoredBenchmark:
             "scored": masked - sum(segmentation.left_out.values()),
             "left_out": dict(segmentation.left_out),
         }
-        if masked < segmentation_rows:
-            logger.warning(
-                "%s: %d of %d segmentation rows have no pred_masks (run the sam2 step); mask metrics cover the others",
-                benchmark.name,
-                segmentation_rows - masked,
-                segmentation_rows,
-            )
+        if masked == 0:
+            logger.warning("%s: none of the %d segmentation rows has pred_masks (run the sam2 step), so it has no mask metrics",
+                           benchmark.name, segmentation_rows)
+        elif masked < segmentation_rows:
+            logger.warning("%s: %d of %d segmentation rows have no pred_masks (run the sam2 step); mask metrics cover the other %d",
+                           benchmark.name, segmentation_rows - masked, segmentation_rows, masked)
     if crashed:
         logger.warning("%s: %d rows on which the reference would raise were scored 0 (see meta.crashed)", benchmark.name, len(crashed))
     return ScoredBenchmark(benchmark.name, results, metrics, meta)
