@@ -17,7 +17,7 @@ from onethinker_verl.data.corpus import (
     parse_row,
 )
 from onethinker_verl.data.prompts import build_prompt_text, load_templates
-from onethinker_verl.data.tasks import PROBLEM_TYPES, task_data_source
+from onethinker_verl.data.tasks import PROBLEM_TYPES, TASK_NAMES, task_data_source, task_name
 
 
 def test_prompt_puts_question_options_instruction_and_task_text_in_order():
@@ -95,6 +95,20 @@ def test_parse_row_canonicalises_task_and_reads_earlier_formats():
     remapped = parse_row(_row(images=None, media_file="b.png"), FieldNames(media="media_file"))
     assert remapped.images == ["b.png"]
     assert task_data_source(row.problem_type, row.data_type) == "onethinker/spatial_grounding/image"
+
+
+def test_every_task_has_one_snake_case_name_used_by_its_data_source():
+    assert TASK_NAMES == (
+        "multiple_choice", "numerical", "regression", "ocr", "open_ended", "math", "temporal_grounding",
+        "spatial_grounding", "spatial_temporal_grounding", "tracking", "segmentation",
+    )
+    assert [task_name(problem_type) for problem_type in PROBLEM_TYPES] == list(TASK_NAMES)
+    assert task_name(" Multiple Choice ") == task_name("multiple_choice") == "multiple_choice"
+    assert task_name(None) == task_name("") == "unknown"
+    # the task part of a data source is the task's name (verl's validation keys start with it)
+    assert task_data_source("spatial-temporal grounding", "video") == "onethinker/spatial_temporal_grounding/video"
+    assert task_data_source("open-ended", "image") == "onethinker/open_ended/image"
+    assert task_data_source("OCR", "image") == "onethinker/ocr/image"
 
 
 @pytest.mark.parametrize(

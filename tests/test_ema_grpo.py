@@ -36,6 +36,12 @@ TASKS = [
 ]
 
 
+def canonical_key(spec_key):
+    """The spec's task key (the problem type as given, e.g. "multiple choice", "OCR", "segmentation/image")
+    in the plugin's canonical task naming: lower case, spaces and hyphens as underscores."""
+    return spec_key.lower().replace(" ", "_").replace("-", "_")
+
+
 def mixed_batch(rng, step, groups_per_task=3, n=8):
     """A DataProto like the trainer's at the advantage step: token rewards at the last response token."""
     scores, uids, problem_types, data_types = [], [], [], []
@@ -126,9 +132,10 @@ def test_matches_spec_over_multistep_mixed_batches():
     worst = run_steps(algorithm_config(), spec, seed=0, steps=6)
     assert worst <= 1e-5
     assert spec.fallback_groups > 0, "the batches must exercise the guard rail"
-    assert set(ema_grpo.TASK_MOMENTS.keys()) == set(spec.moments)
+    assert set(ema_grpo.TASK_MOMENTS.keys()) == {canonical_key(key) for key in spec.moments}
+    assert {"multiple_choice", "ocr", "spatial_grounding"} <= set(ema_grpo.TASK_MOMENTS.keys())
     for key, (m1, _) in spec.moments.items():
-        assert ema_grpo.TASK_MOMENTS.mean(key) == pytest.approx(m1, abs=1e-12)
+        assert ema_grpo.TASK_MOMENTS.mean(canonical_key(key)) == pytest.approx(m1, abs=1e-12)
     assert {"segmentation/image", "segmentation/video", "segmentation"} <= set(spec.moments)
 
 
@@ -155,10 +162,10 @@ def test_per_task_metrics_reach_verl_step_metrics():
     data.batch["attention_mask"] = torch.cat([torch.ones(batch_size, 3), data.batch["response_mask"]], dim=1)
     metrics = ray_trainer.compute_data_metrics(batch=data, use_critic=False)
     assert "critic/score/mean" in metrics  # verl's own metrics are still there
-    for key in ("tracking", "segmentation/video", "OCR"):
+    for key in ("tracking", "segmentation/video", "ocr", "multiple_choice"):
         assert metrics[f"ema_grpo/moving_std/{key}"] == pytest.approx(ema_grpo.TASK_MOMENTS.std(key, 1e-3))
         assert f"ema_grpo/moving_mean/{key}" in metrics
-    assert metrics["ema_grpo/guard_fallback_frac/OCR"] == pytest.approx(1 / 6)
+    assert metrics["ema_grpo/guard_fallback_frac/ocr"] == pytest.approx(1 / 6)
     assert 0 < metrics["ema_grpo/guard_fallback_frac"] < 1
     assert ema_grpo.pop_step_metrics() == {}, "metrics are logged once per step"
 
@@ -185,9 +192,9 @@ def test_one_sample_group_gets_zero_advantage_and_is_counted():
     got = out.batch["advantages"].double().sum(-1) / data.batch["response_mask"].double().sum(-1)
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
     moments = ema_grpo.TASK_MOMENTS.state_dict()
-    assert moments.keys() == spec.moments.keys()
+    assert moments.keys() == {canonical_key(key) for key in spec.moments}
     for key, (m1, m2) in spec.moments.items():
-        assert moments[key] == pytest.approx([m1, m2], abs=1e-12)
+        assert moments[canonical_key(key)] == pytest.approx([m1, m2], abs=1e-12)
 
 
 def test_padding_rows_get_zero_advantage_and_stay_out_of_moments_and_metrics():

@@ -126,7 +126,7 @@ def test_resumed_run_continues_bit_for_bit(tmp_path):
     script = RESUME_SCRIPT.format(tests=str(REPO_ROOT / "tests"), checkpoint_dir=str(tmp_path), n=N_STEPS, m=M_STEPS)
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "tests")),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")])),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     resumed = json.loads(done.stdout.strip().splitlines()[-1])
@@ -178,8 +178,9 @@ def checkpoint_with_moments_file(tmp_path, content):
         None,
         '{"format": 1, "global_step": 2, "task_moments": {"tracking": [0.5',
         '{"format": 1, "global_step": 7, "task_moments": {}}',
+        '{"format": 1, "global_step": 2, "task_moments": {"OCR": [0.5, 0.3], "ocr": [0.4, 0.2]}}',
     ],
-    ids=["missing", "truncated", "other-step"],
+    ids=["missing", "truncated", "other-step", "one-task-twice-in-old-names"],
 )
 def test_resume_without_readable_moments_is_an_error(tmp_path, content):
     checkpoint_with_moments_file(tmp_path, content)
@@ -196,3 +197,31 @@ def test_resume_with_fresh_moments_allowed_warns(tmp_path, caplog):
     assert trainer.global_steps == 2
     assert ema_grpo.TASK_MOMENTS.state_dict() == {}
     assert any(EMA_STATE_FILE in r.getMessage() and "restart" in r.getMessage() for r in caplog.records)
+
+
+def test_resume_from_moments_written_with_the_old_task_names(tmp_path):
+    """A format-1 moments file (task keys spelled as the data spells problem types) resumes under the canonical
+    task names; the next step continues those moments and the next save writes format 2."""
+    old = {"multiple choice": [0.75, 0.9], "OCR": [0.5, 0.4], "spatial-temporal grounding": [0.3, 0.2],
+           "segmentation/image": [0.6, 0.5], "tracking": [0.4, 0.25]}
+    checkpoint_with_moments_file(tmp_path, json.dumps({"format": 1, "global_step": 2, "task_moments": old}))
+    ema_grpo.TASK_MOMENTS.reset()
+    trainer = trainer_without_workers(tmp_path)
+    trainer._load_checkpoint()
+    resumed = {"multiple_choice": [0.75, 0.9], "ocr": [0.5, 0.4], "spatial_temporal_grounding": [0.3, 0.2],
+               "segmentation/image": [0.6, 0.5], "tracking": [0.4, 0.25]}
+    assert ema_grpo.TASK_MOMENTS.state_dict() == resumed
+
+    advantages_of_steps(2, 3, trainer.config.algorithm)
+    moments = ema_grpo.TASK_MOMENTS.state_dict()
+    assert set(resumed) <= set(moments) and not {"multiple choice", "OCR"} & set(moments)
+    _, scores, problem_types, _ = mixed_batch(np.random.default_rng(1002), 2)  # step 2's batch, as above
+    choice_scores = [score for score, kind in zip(scores, problem_types) if kind == "multiple choice"]
+    decay = trainer.config.algorithm.ema_grpo.decay
+    continued = decay * 0.75 + (1 - decay) * sum(choice_scores) / len(choice_scores)
+    assert moments["multiple_choice"][0] == pytest.approx(continued, abs=1e-12)
+
+    trainer.global_steps = 3
+    trainer._save_checkpoint()
+    saved = json.loads((tmp_path / "global_step_3" / EMA_STATE_FILE).read_text())
+    assert saved["format"] == 2 and saved["task_moments"] == moments

@@ -15,8 +15,9 @@ import pytest
 
 from onethinker_verl.advantage import ema_grpo
 from onethinker_verl.dry_run import PLANS, WRONG_ANSWER, run_dry_run
-from onethinker_verl.reward.metrics import task_name
+from onethinker_verl.data.tasks import task_name
 from _spec_ema_grpo import SpecEmaGrpo
+from test_ema_grpo import canonical_key
 
 N = 4
 # A well-formatted non-JSON answer earns the 0.5 shape bonus except in tasks whose answer must be JSON.
@@ -65,5 +66,5 @@ def test_one_simulated_step_through_verls_machinery(transfer_queue, tmp_path):
     reward_accuracy = {k: v for k, v in result.metrics.items() if k.startswith("reward/accuracy/")}
     assert reward_accuracy == pytest.approx({f"reward/accuracy/{task}": sum(v) / len(v) for task, v in right.items()})
     for j in picked:
-        key = SpecEmaGrpo.key(infos[j]["problem_type"], infos[j]["data_type"])
+        key = canonical_key(SpecEmaGrpo.key(infos[j]["problem_type"], infos[j]["data_type"]))
         assert f"ema_grpo/moving_std/{key}" in result.metrics

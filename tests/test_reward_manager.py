@@ -185,7 +185,7 @@ def test_padding_and_eos_do_not_reach_the_scorer(tokenizer):
 
 
 def test_extra_info_has_task_and_per_task_copies(tokenizer):
-    from onethinker_verl.reward.metrics import KNOWN_TASK_NAMES
+    from onethinker_verl.data.tasks import TASK_NAMES
 
     manager = load_manager(tokenizer)
     response, ground_truth, problem_type, overall, accuracy, *_ = CASES["tracking"]
@@ -196,9 +196,9 @@ def test_extra_info_has_task_and_per_task_copies(tokenizer):
     assert info["format/tracking"] == 1.0
     assert info["accuracy/multiple_choice"] is None
     assert info["score/spatial_temporal_grounding"] is None
-    assert len(KNOWN_TASK_NAMES) == 11
+    assert len(TASK_NAMES) == 11
     parts = ("score", "accuracy", "format", "structure")
-    assert all(f"{part}/{task}" in info for task in KNOWN_TASK_NAMES for part in parts)
+    assert all(f"{part}/{task}" in info for task in TASK_NAMES for part in parts)
 
 
 def test_problem_type_is_case_insensitive_in_task_name(tokenizer):

@@ -14,6 +14,7 @@ attached to this session's Ray cluster and TransferQueue.
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -31,7 +32,9 @@ from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 from _spec_ema_grpo import SpecEmaGrpo
 from conftest import REPO_ROOT, compose_recipe
 from onethinker_verl.advantage import ema_grpo
+from onethinker_verl.glue import online_filter as online_filter_glue
 from onethinker_verl.online_filter import OnlineFilterExhausted
+from test_ema_grpo import canonical_key
 
 PARTITION = "train"
 N = 4  # rollouts per prompt
@@ -146,7 +149,7 @@ def test_v1_advantage_step_gets_each_trajectorys_task(tq, built):
         assert metrics["ema_grpo/moving_std/tracking"] == pytest.approx(ema_grpo.TASK_MOMENTS.std("tracking", 1e-3))
         assert metrics["ema_grpo/singleton_groups"] == 0
         tq.kv_clear(keys=keys, partition_id=PARTITION)
-    assert set(ema_grpo.TASK_MOMENTS.keys()) == {"tracking", "multiple choice", "segmentation/image", "segmentation/video"}
+    assert set(ema_grpo.TASK_MOMENTS.keys()) == {"tracking", "multiple_choice", "segmentation/image", "segmentation/video"}
 
 
 def test_v1_advantage_step_without_task_fails_loudly(tq):
@@ -183,9 +186,9 @@ def test_padding_from_verls_batch_balancing_stays_out_of_ema_grpo(tq, surviving)
                          ["tracking"] * N + ["multiple choice"] * surviving, ["video"] * N + ["image"] * surviving)
     np.testing.assert_allclose([advantages[key][0].item() for key in real_keys], expected, atol=1e-5)
     moments = ema_grpo.TASK_MOMENTS.state_dict()
-    assert moments.keys() == spec.moments.keys()
+    assert moments.keys() == {canonical_key(key) for key in spec.moments}
     for key, (m1, m2) in spec.moments.items():
-        assert moments[key] == pytest.approx([m1, m2], abs=1e-6)  # rewards are stored as float32
+        assert moments[canonical_key(key)] == pytest.approx([m1, m2], abs=1e-6)  # rewards are stored as float32
     assert metrics["ema_grpo/singleton_groups"] == (1 if surviving == 1 else 0)
     assert metrics["reward/count/tracking"] == N  # the pad rows copy the first row (tracking): not counted
     assert metrics["reward/accuracy/tracking"] == pytest.approx(np.mean([0.1, 0.9, 0.6, 0.3]))
@@ -267,6 +270,42 @@ def test_online_filter_gives_up_after_the_configured_generation_batches(tq):
     with pytest.raises(OnlineFilterExhausted, match="max_num_gen_batches=3"):
         trainer.replay_buffer.sample(global_steps=1, partition_id=PARTITION, batch_size=2)
     assert 2 + len(generation.made) == 3 * 2
+
+
+VERL_BUDGET_IGNORED = "is ignored by the built-in V1 ReplayBuffer"
+
+
+def test_enforced_generation_batch_budget_is_a_warning_once_and_verls_contrary_line_is_not_printed(
+    caplog, monkeypatch
+):
+    monkeypatch.setattr(online_filter_glue, "_budget_announced", False)  # a fresh process
+    with caplog.at_level(logging.INFO):
+        build_trainer("algorithm.filter_groups.max_num_gen_batches=7")
+        build_trainer("algorithm.filter_groups.max_num_gen_batches=7")  # same process: said once
+    budget_lines = [(record.levelno, record.getMessage()) for record in caplog.records
+                    if "max_num_gen_batches=7" in record.getMessage()]
+    assert len(budget_lines) == 1, budget_lines
+    level, message = budget_lines[0]
+    assert level == logging.WARNING and "is enforced by the onethinker online filter" in message
+    assert "within 7 generation batches fails" in message
+
+
+def test_verls_budget_line_stays_without_the_online_filter_and_other_verl_records_pass(caplog):
+    with caplog.at_level(logging.INFO):
+        build_trainer("algorithm.online_filter.enable=false", "algorithm.filter_groups.max_num_gen_batches=7")
+    assert any(VERL_BUDGET_IGNORED in record.getMessage() for record in caplog.records)
+    verl_logger = logging.getLogger(online_filter_glue.VERL_TRAINER_LOGGER)
+    filters_before = list(verl_logger.filters)
+    caplog.clear()
+    with caplog.at_level(logging.INFO), online_filter_glue.verl_budget_warning_withheld():
+        verl_logger.warning(online_filter_glue.VERL_BUDGET_IGNORED_MESSAGE + "; more", 3)
+        verl_logger.warning("algorithm.filter_groups.max_inflight_gen_batches=%s is large", 3)
+        verl_logger.info("Resuming from %s", "somewhere")
+    assert [record.getMessage() for record in caplog.records] == [
+        "algorithm.filter_groups.max_inflight_gen_batches=3 is large",
+        "Resuming from somewhere",
+    ]
+    assert verl_logger.filters == filters_before, "the filter is scoped to the replay buffer's construction"
 
 
 def test_online_filter_needs_verls_group_filtering_on():

@@ -6,6 +6,7 @@ EMA-GRPO divides by a per-task standard deviation tracked as an exponential movi
 (OneThinker, arXiv 2512.03043). The task of a sample comes from its ``extra_info`` (``problem_type`` and
 ``data_type``), which verl 0.9.1 does not hand to estimators: the trainer glue
 (:mod:`onethinker_verl.glue.task_identity`) provides it through :mod:`onethinker_verl.advantage.sample_data`.
+Task keys and metrics name a task with :func:`onethinker_verl.data.tasks.task_name`.
 
 Rows verl's v1 trainer adds as padding (marked ``is_padding`` in the sample data) get advantage 0 and are
 left out of the moments and the metrics; a group with a single real sample (its siblings' sessions failed)
@@ -23,8 +24,11 @@ from verl.trainer.ppo.core_algos import register_adv_est
 from onethinker_verl.advantage.config import EmaGrpoConfig
 from onethinker_verl.advantage.sample_data import EXTRA_INFO, IS_PADDING, current_sample_data
 from onethinker_verl.advantage.task_moments import TaskMoments
+from onethinker_verl.data.tasks import task_name
 
 ESTIMATOR_NAME = "ema_grpo"
+# The task whose moments are kept per modality.
+SEGMENTATION = task_name("segmentation")
 
 # One set of moving moments per process: the estimator runs in the trainer's driver process, once per step.
 TASK_MOMENTS = TaskMoments()
@@ -34,12 +38,24 @@ _metrics_lock = threading.Lock()
 
 
 def task_key(problem_type: str, data_type: Optional[str]) -> str:
-    """The moment-tracking key of a sample: its problem type, with segmentation split by modality."""
-    if problem_type == "segmentation":
+    """The moment-tracking key of a sample: its task's :func:`~onethinker_verl.data.tasks.task_name`, with
+    segmentation split by modality (``segmentation/image``, ``segmentation/video``)."""
+    name = task_name(problem_type)
+    if name == SEGMENTATION:
         modality = str(data_type).lower() if data_type is not None else ""
         if modality in ("image", "video"):
-            return f"segmentation/{modality}"
-    return problem_type
+            return f"{SEGMENTATION}/{modality}"
+    return name
+
+
+def canonical_task_key(key: str) -> str:
+    """A task key as written before task names were canonical (the problem type as spelled in the data:
+    ``"multiple choice"``, ``"OCR"``, ``"segmentation/image"``) in today's spelling; today's keys map to
+    themselves."""
+    task, _, modality = key.partition("/")
+    if task_name(task) == SEGMENTATION and modality:
+        return f"{SEGMENTATION}/{modality}"
+    return task_name(key)
 
 
 def task_keys_from_extra_info(extra_infos: Sequence[Any], rows: Optional[Sequence[int]] = None) -> list[str]:
@@ -56,7 +72,8 @@ def task_keys_from_extra_info(extra_infos: Sequence[Any], rows: Optional[Sequenc
                 "every sample's task. Prepare data with data_prep/prepare_rl.py or the onethinker dataset class, "
                 "which put problem_type and data_type into extra_info."
             )
-        keys.append(task_key(problem_type, info.get("data_type")) if problem_type == "segmentation" else problem_type)
+        name = task_name(problem_type)
+        keys.append(task_key(problem_type, info.get("data_type")) if name == SEGMENTATION else name)
     return keys
 
 

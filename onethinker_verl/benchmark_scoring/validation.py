@@ -5,7 +5,7 @@ A benchmark file (the reference's ``eval_<name>.json``) given as ``data.val_file
 For such rows the reward manager adds :func:`benchmark_extra_info` to its ``reward_extra_info``: the row's
 reference-protocol accuracy and components (:mod:`.reference`) under ``bench/<reference metric name>``,
 each recall as a 0/1 hit. verl's ``process_validation_metrics`` averages every key per ``data_source``
-(skipping ``None``), so ``val-aux/<name>/bench/temporal grounding/tiou/R@0.5/mean@1`` is exactly the
+(skipping ``None``), so ``val-aux/<name>/bench/temporal_grounding/tiou/R@0.5/mean@1`` is exactly the
 reference's ``temporal grounding/tiou/R@0.5`` of that benchmark (with ``val_kwargs.n = 1``; with more
 samples per prompt it is their mean). Mask metrics (J&F, gIoU, cIoU) need SAM2 and are not computed here.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from onethinker_verl.data.tasks import PROBLEM_TYPES, canonical_problem_type
+from onethinker_verl.data.tasks import PROBLEM_TYPES, canonical_problem_type, task_name
 from onethinker_verl.benchmark_scoring.reference import OVERALL_ACCURACY, RECALL_THRESHOLDS, ZERO_COMPONENTS, score_row
 
 PREFIX = "bench/"
@@ -26,13 +26,13 @@ BENCHMARK_FIELD = "benchmark"
 
 
 def _component_keys(problem_type: str, component: str) -> list[str]:
-    base = f"{PREFIX}{problem_type}/{component}"
+    base = f"{PREFIX}{task_name(problem_type)}/{component}"
     return [f"{base}/mean", *(f"{base}/R@{threshold}" for threshold in RECALL_THRESHOLDS)]
 
 
 BENCHMARK_KEYS: tuple[str, ...] = (
     PREFIX + OVERALL_ACCURACY,
-    *(f"{PREFIX}{problem_type}/acc" for problem_type in PROBLEM_TYPES),
+    *(f"{PREFIX}{task_name(problem_type)}/acc" for problem_type in PROBLEM_TYPES),
     *(
         key
         for problem_type in PROBLEM_TYPES
@@ -60,7 +60,7 @@ def benchmark_extra_info(response: str, ground_truth: str, extra_info: dict[str,
         {"output": response, "solution": ground_truth, "problem_type": problem_type, "data_type": extra_info.get("data_type")}
     )
     values[PREFIX + OVERALL_ACCURACY] = score.accuracy
-    values[f"{PREFIX}{problem_type}/acc"] = score.accuracy
+    values[f"{PREFIX}{task_name(problem_type)}/acc"] = score.accuracy
     for component, value in score.components.items():
         mean_key, *recall_keys = _component_keys(problem_type, component)
         values[mean_key] = value

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 RAW_SUFFIXES = (".json", ".jsonl")
 # bump when the layout written below changes, so stale cached conversions are not reused
-_LAYOUT_VERSION = "2"
+_LAYOUT_VERSION = "3"
 # The reference names its benchmark files eval_<name>.json; their rows validate as benchmark <name>.
 BENCHMARK_FILE_PREFIX = "eval_"
 

@@ -12,7 +12,9 @@ dataloader state only. For a trainer that uses ``ema_grpo``, its ``_save_checkpo
   the marker on the previous, complete checkpoint.
 * load: after verl has resumed from a folder, the moments are read from it. A missing or unreadable file is
   an error (resuming would silently restart every task's std from one batch) unless
-  ``algorithm.ema_grpo.allow_fresh_moments_on_resume=true``, which turns it into a WARNING.
+  ``algorithm.ema_grpo.allow_fresh_moments_on_resume=true``, which turns it into a WARNING. A file written
+  before task keys used the canonical task names (format 1: ``"multiple choice"``, ``"OCR"``) is read with its
+  keys renamed (``multiple_choice``, ``ocr``); the next save writes the current format.
 """
 
 import json
@@ -27,7 +29,10 @@ from onethinker_verl.glue.method_wrapping import wrap_attribute
 logger = logging.getLogger(__name__)
 
 EMA_STATE_FILE = "onethinker_ema_grpo.json"
-STATE_FORMAT = 1
+# 2: task keys in the canonical task names (``multiple_choice``, ``ocr``, ``segmentation/image``).
+# 1: task keys as the problem types were spelled in the data (``multiple choice``, ``OCR``); still read.
+STATE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 ALLOW_FRESH_SETTING = "algorithm.ema_grpo.allow_fresh_moments_on_resume"
 
 
@@ -64,8 +69,8 @@ def read_estimator_state(step_folder: str, global_steps: int) -> dict[str, list[
     try:
         with open(path, encoding="utf-8") as handle:
             state = json.load(handle)
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"format {state.get('format')!r}, expected {STATE_FORMAT}")
+        if state.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"format {state.get('format')!r}, expected one of {READABLE_FORMATS}")
         if state.get("global_step") != global_steps:
             raise ValueError(f"written at step {state.get('global_step')!r}, the checkpoint is step {global_steps}")
         moments = state["task_moments"]
@@ -74,9 +79,25 @@ def read_estimator_state(step_folder: str, global_steps: int) -> dict[str, list[
         for task, pair in moments.items():
             if not (isinstance(pair, list) and len(pair) == 2 and all(_finite_number(v) for v in pair)):
                 raise ValueError(f"task {task!r}: expected [first moment, second moment], got {pair!r}")
+        if state["format"] == 1:
+            moments = _with_canonical_task_keys(moments)
     except (OSError, ValueError, KeyError, AttributeError) as exc:  # JSONDecodeError is a ValueError
         raise EmaStateError(f"{path} is unreadable: {exc}") from exc
     return moments
+
+
+def _with_canonical_task_keys(moments: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Format-1 moments under the canonical task keys; two old keys of one task are an error."""
+    from onethinker_verl.advantage.ema_grpo import canonical_task_key
+
+    renamed: dict[str, list[float]] = {}
+    old_key_of: dict[str, str] = {}
+    for old_key, pair in moments.items():
+        key = canonical_task_key(old_key)
+        if key in renamed:
+            raise ValueError(f"tasks {old_key_of[key]!r} and {old_key!r} are both task {key!r}")
+        renamed[key], old_key_of[key] = pair, old_key
+    return renamed
 
 
 def _finite_number(value: Any) -> bool:

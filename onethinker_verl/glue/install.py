@@ -138,11 +138,17 @@ def _decide_glue_on_first_use(method: Callable) -> Callable:
 
 def _attach_online_filter_when_built(build_replay_buffer: Callable) -> Callable:
     def build_replay_buffer_with_online_filter(self):
-        from onethinker_verl.glue.online_filter import attach_online_filter, online_filter_settings
+        from onethinker_verl.glue.online_filter import (
+            attach_online_filter,
+            online_filter_settings,
+            verl_budget_warning_withheld,
+        )
 
-        buffer = build_replay_buffer(self)
-        if online_filter_settings(self.config.algorithm) is not None:
-            attach_online_filter(buffer, self.config)
+        if online_filter_settings(self.config.algorithm) is None:
+            return build_replay_buffer(self)
+        with verl_budget_warning_withheld():  # the filter enforces the budget verl says it ignores
+            buffer = build_replay_buffer(self)
+        attach_online_filter(buffer, self.config)
         return buffer
 
     return build_replay_buffer_with_online_filter

@@ -10,11 +10,18 @@ it), charging one generation batch per ``train_batch_size`` replaced groups as t
 ``sample`` reports per-step metrics: kept/dropped/failed group counts (overall and per task) and the
 per-task reward metrics over every scored group, kept and dropped. The legacy trainer has no group
 filtering: the start-up check refuses the band there, and building a legacy trainer with it is an error.
+
+verl's ``PPOTrainer._build_replay_buffer`` (through ``_resolve_filter_groups_metric``) warns that
+``max_num_gen_batches`` "is ignored by the built-in V1 ReplayBuffer". For a buffer the band filter is attached
+to that is wrong: :func:`verl_budget_warning_withheld` holds back that one record while such a buffer is
+built (every other record passes), and :func:`attach_online_filter` says at WARNING, once per process, that
+the budget is enforced.
 """
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Optional
 
 from onethinker_verl.glue.method_wrapping import wrap_attribute
@@ -26,6 +33,33 @@ logger = logging.getLogger(__name__)
 VALIDATION_PARTITION = "val"
 # The filter state of a replay buffer that has the band filter.
 ONLINE_FILTER_ATTR = "_onethinker_online_filter"
+# verl 0.9.1's warning (verl.trainer.ppo.v1.trainer_base, PPOTrainer._resolve_filter_groups_metric) that the
+# built-in V1 ReplayBuffer does not bound generation batches; the band filter does.
+VERL_TRAINER_LOGGER = "verl.trainer.ppo.v1.trainer_base"
+VERL_BUDGET_IGNORED_MESSAGE = "algorithm.filter_groups.max_num_gen_batches=%s is ignored by the built-in V1 ReplayBuffer"
+# Whether this process has announced the enforced budget (one run per process: the trainer's).
+_budget_announced = False
+
+
+def _is_verl_budget_ignored_record(record: logging.LogRecord) -> bool:
+    return isinstance(record.msg, str) and record.msg.startswith(VERL_BUDGET_IGNORED_MESSAGE)
+
+
+@contextmanager
+def verl_budget_warning_withheld() -> Iterator[None]:
+    """While verl builds a replay buffer that gets the band filter, drop verl's record saying
+    ``max_num_gen_batches`` is ignored (only that record; should verl reword it, it is printed and
+    :func:`attach_online_filter`'s WARNING follows it)."""
+    verl_logger = logging.getLogger(VERL_TRAINER_LOGGER)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not _is_verl_budget_ignored_record(record)
+
+    verl_logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        verl_logger.removeFilter(keep)
 
 
 def online_filter_settings(algorithm: Any) -> Optional[Any]:
@@ -105,14 +139,28 @@ def attach_online_filter(buffer: Any, config: Any) -> OnlineFilterState:
     wrap_attribute(buffer, "refill_fn", make_refill)
     setattr(buffer, ONLINE_FILTER_ATTR, state)
     logger.info(
-        "onethinker-verl: online filter keeps groups with %s < mean %s < %s, at most %s generation batches per step "
-        "(algorithm.filter_groups.max_num_gen_batches, enforced here)",
+        "onethinker-verl: online filter keeps groups with %s < mean %s < %s",
         state.low,
         state.metric,
         state.high,
-        state.max_gen_batches if state.max_gen_batches > 0 else "unlimited",
     )
+    _announce_budget(state.max_gen_batches)
     return state
+
+
+def _announce_budget(max_gen_batches: int) -> None:
+    """Say once per process, at WARNING (shown by default), that the generation-batch budget is enforced."""
+    global _budget_announced
+    if max_gen_batches <= 0 or _budget_announced:
+        return
+    _budget_announced = True
+    logger.warning(
+        "onethinker-verl: algorithm.filter_groups.max_num_gen_batches=%d is enforced by the onethinker online "
+        "filter: a training step that cannot fill its batch within %d generation batches fails (verl's built-in "
+        "V1 ReplayBuffer alone would ignore the setting)",
+        max_gen_batches,
+        max_gen_batches,
+    )
 
 
 def decide_new_groups(buffer: Any, state: OnlineFilterState, partition_id: str, replaces_failed: bool) -> dict:

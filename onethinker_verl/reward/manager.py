@@ -25,9 +25,10 @@ from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config.reward import RewardManagerConfig
 
 from onethinker_verl.benchmark_scoring.validation import benchmark_extra_info, is_benchmark_row
+from onethinker_verl.data.tasks import TASK_NAMES, task_name
 from onethinker_verl.reward import compute_score as onethinker_compute_score
 from onethinker_verl.reward.config import RewardConfig
-from onethinker_verl.reward.metrics import KNOWN_TASK_NAMES, REWARD_PARTS, per_task_key, task_name
+from onethinker_verl.reward.metrics import REWARD_PARTS, per_task_key
 from onethinker_verl.reward.model_scoring import (
     MODEL_FALLBACK_KEY,
     MODEL_SCORE_KEY,
@@ -221,7 +222,7 @@ class OneThinkerRewardManager(RewardManagerBase):
 
         reward_extra_info.update(parts)
         reward_extra_info["task"] = task
-        for known_task in KNOWN_TASK_NAMES:
+        for known_task in TASK_NAMES:
             for part in REWARD_PARTS:
                 reward_extra_info[per_task_key(part, known_task)] = parts[part] if known_task == task else None
         # Rows of a benchmark file (validation) also carry the benchmark's reference metrics, None elsewhere.

@@ -1,4 +1,5 @@
-"""Per-task reward metrics.
+"""Per-task reward metrics; a task is named with :func:`onethinker_verl.data.tasks.task_name` (the manager's
+``task`` column).
 
 How verl 0.9.1 uses a reward manager's ``reward_extra_info`` (both the v1 and the legacy trainer):
 
@@ -14,30 +15,14 @@ How verl 0.9.1 uses a reward manager's ``reward_extra_info`` (both the v1 and th
 
 import math
 import numbers
-import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
 
-from onethinker_verl.data.tasks import PROBLEM_TYPES
-
 # Parts of the reward the manager reports for every item.
 REWARD_PARTS = ("score", "accuracy", "format", "structure")
-
-
-def task_name(problem_type: Any) -> str:
-    """Metric-friendly task name: ``"spatial-temporal grounding"`` -> ``"spatial_temporal_grounding"``,
-    ``"OCR"`` -> ``"ocr"``; anything empty or not a string -> ``"unknown"``."""
-    if not isinstance(problem_type, str):
-        return "unknown"
-    name = re.sub(r"[^a-z0-9]+", "_", problem_type.strip().lower()).strip("_")
-    return name or "unknown"
-
-
-# Every problem type of the rewards spec gets per-task copies of the parts in reward_extra_info.
-KNOWN_TASK_NAMES = tuple(task_name(task) for task in PROBLEM_TYPES)
 
 
 def per_task_key(part: str, task: str) -> str:
