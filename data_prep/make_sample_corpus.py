@@ -1,12 +1,12 @@
 """Generate the small sample corpus bundled in ``onethinker_verl/data/sample/``.
 
-    python data_prep/make_sample_corpus.py [--output onethinker_verl/data/sample]
-
 Synthetic scenes (coloured shapes on plain backgrounds, short clips of a moving square) whose ground truths
 are true by construction: a few rows of every OneThinker task, in every modality the task has, plus SFT and
 eval files in the release's formats. Media paths in the files are relative to the sample folder. The output
 is deterministic and a few hundred KB.
 """
+
+EXAMPLES = ["python data_prep/make_sample_corpus.py", "python data_prep/make_sample_corpus.py --output /tmp/onethinker_sample"]
 
 import argparse
 import json
@@ -17,6 +17,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image, ImageDraw
+
+from onethinker_verl.data.cli import converter_parser
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "onethinker_verl" / "data" / "sample"
 
@@ -276,8 +278,8 @@ def build(output: Path) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser = converter_parser(__doc__, EXAMPLES)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="folder to write (default: %(default)s)")
     args = parser.parse_args()
     counts = build(args.output)
     total = sum(p.stat().st_size for p in args.output.rglob("*") if p.is_file())

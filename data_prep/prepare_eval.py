@@ -1,8 +1,5 @@
 """Convert OneThinker evaluation files into the JSON Lines rows the evaluation code reads.
 
-    python data_prep/prepare_eval.py --input eval/mmmu.json eval/charades_sta.json \
-        --media-root /data/onethinker_eval --output data/eval_rows.jsonl
-
 Each input file is one benchmark, named after the file without the reference's ``eval_`` prefix
 (``eval_charades.json`` -> ``charades``) unless a row carries ``benchmark`` or ``--benchmark`` is given. Rows
 use the single ``path`` (plus ``additional_path`` for ``video-image`` rows: a video and one extra image). Each
@@ -21,6 +18,13 @@ came from). ``--verl-parquet VAL.parquet`` also writes the accepted rows in verl
 benchmark and ``extra_info.benchmark`` set, so verl reports each benchmark's reference metrics).
 """
 
+EXAMPLES = [
+    "python data_prep/prepare_eval.py --input eval/mmmu.json eval/charades_sta.json "
+    "--media-root /data/onethinker_eval --output data/eval_rows.jsonl",
+    "python data_prep/prepare_eval.py --input eval/mmmu.json --media-root /data/onethinker_eval "
+    "--output data/eval_rows.jsonl --verl-parquet data/val.parquet",
+]
+
 import argparse
 import dataclasses
 import json
@@ -30,7 +34,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from onethinker_verl.data.cli import add_field_name_options, add_media_check_option, field_names_from_args, run_converter
+from onethinker_verl.data.cli import (
+    add_field_name_options,
+    add_media_check_option,
+    converter_parser,
+    field_names_from_args,
+    run_converter,
+)
 from onethinker_verl.data.corpus import (
     MALFORMED_GROUND_TRUTH,
     MALFORMED_JSON,
@@ -45,12 +55,11 @@ from onethinker_verl.data.prompts import build_prompt_text, load_templates
 from onethinker_verl.data.raw_corpus import mark_benchmark
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
-from onethinker_verl.evaluate import masks as mask_ops
-from onethinker_verl.evaluate.reference.outputs import benchmark_name_of
 
 
 def segmentation_ground_truth(raw: dict, data_type: str) -> dict:
     """The mask ground truth of a segmentation row (see the module docstring); raises RowRejected."""
+    from onethinker_verl.evaluate import masks as mask_ops  # scikit-image: imported on use, not for --help
 
     def reject(detail: str):
         raise RowRejected(MALFORMED_GROUND_TRUTH, f"segmentation: {detail}")
@@ -87,7 +96,7 @@ def segmentation_ground_truth(raw: dict, data_type: str) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = converter_parser(__doc__, EXAMPLES)
     parser.add_argument("--input", required=True, nargs="+", help="evaluation JSON / JSON Lines file(s)")
     parser.add_argument("--media-root", default=None, help="folder the rows' media paths are relative to")
     parser.add_argument("--output", required=True, help="output .jsonl file")
@@ -109,6 +118,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def convert(args: argparse.Namespace) -> ConversionReport:
+    from onethinker_verl.evaluate.reference.outputs import benchmark_name_of  # imports the reward scorers: not for --help
+
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     templates = load_templates(args.prompt_templates)

@@ -1,8 +1,5 @@
 """Convert OneThinker RL rows (JSON array or JSON Lines) into the parquet verl's RLHFDataset reads.
 
-    python data_prep/prepare_rl.py --input onethinker_rl_train.json --media-root /data/onethinker \
-        --output data/onethinker_rl --val-size 512
-
 Writes OUT/train.parquet (+ OUT/val.parquet with --val-ratio or --val-size) and OUT/rejected.jsonl, one line
 per rejected input row with its position, id and reason. Media paths are stored as they appear in the input:
 relative to --media-root, which training must then get as ``data.media_root``.
@@ -13,6 +10,13 @@ The input is streamed; memory does not grow with the file.
 at the --video-*/--image-* settings; the dataset then drops rows over ``data.max_prompt_length`` at start-up
 without decoding) run in ``--workers`` processes (default: all cores), results kept in input order.
 """
+
+EXAMPLES = [
+    "python data_prep/prepare_rl.py --input onethinker_rl_train.json --media-root /data/onethinker "
+    "--output data/onethinker_rl --val-size 512",
+    "python data_prep/prepare_rl.py --input onethinker_rl_train.json --media-root /data/onethinker "
+    "--output data/onethinker_rl --check-media decode --prompt-length-model /ckpt/sft/huggingface",
+]
 
 import argparse
 import json
@@ -29,6 +33,7 @@ from onethinker_verl.data.cli import (
     add_field_name_options,
     add_media_check_option,
     add_media_settings_options,
+    converter_parser,
     field_names_from_args,
     media_settings_from_args,
     run_converter,
@@ -41,8 +46,7 @@ from onethinker_verl.data.corpus import (
     row_id_of,
     verl_rl_record,
 )
-from onethinker_verl.data.dataset import PROMPT_LENGTH_COLUMN, PROMPT_LENGTH_METADATA
-from onethinker_verl.data.parquet import RL_SCHEMA, BatchedParquetWriter
+from onethinker_verl.data.parquet import PROMPT_LENGTH_COLUMN, PROMPT_LENGTH_METADATA, RL_SCHEMA, BatchedParquetWriter
 from onethinker_verl.data.prompts import load_templates
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
@@ -50,7 +54,7 @@ from onethinker_verl.data.row_work import RowWorkOptions, needs_worker_pool, ord
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = converter_parser(__doc__, EXAMPLES)
     parser.add_argument("--input", required=True, nargs="+", help="JSON array or JSON Lines file(s)")
     parser.add_argument("--media-root", default=None, help="folder the rows' media paths are relative to")
     parser.add_argument("--output", required=True, help="output folder")
@@ -134,23 +138,26 @@ class ValidationSplit:
         self.reservoir = []
 
 
-def _parsed_rows(args, names, report: ConversionReport):
-    """``(row, position, (source, raw id))`` for every row that parses; the others are reported here."""
+def _parsed_rows(args, names):
+    """``(row, position, (row, position, source, raw id, rejection))`` for every input row, in input order:
+    ``row`` None and ``rejection`` ``(reason, detail)`` for a row that does not parse. Those travel through
+    :func:`ordered_row_work` too, so ``rejected.jsonl`` keeps the input order however many workers check media."""
     multiple_inputs = len(args.input) > 1
     for input_path in args.input:
         source = input_path if multiple_inputs else None
         records = iter_records(input_path)
         for record in tqdm(records, desc=f"converting {Path(input_path).name}", unit=" rows", mininterval=1.0):
             if record.error is not None:
-                report.add_rejected(record.position, MALFORMED_JSON, record.error, source=source)
+                yield None, record.position, (None, record.position, source, None, (MALFORMED_JSON, record.error))
                 continue
             raw_id = row_id_of(record.value, names)
             try:
                 row = parse_row(record.value, names, fallback_id=f"row-{record.position}")
             except RowRejected as rejection:
-                report.add_rejected(record.position, rejection.reason, rejection.detail, raw_id, source)
+                rejected = (rejection.reason, rejection.detail)
+                yield None, record.position, (None, record.position, source, raw_id, rejected)
                 continue
-            yield row, record.position, (row, record.position, source, raw_id)
+            yield row, record.position, (row, record.position, source, raw_id, None)
 
 
 def _output_schema(args, options: RowWorkOptions):
@@ -183,9 +190,12 @@ def convert(args: argparse.Namespace) -> ConversionReport:
     val = BatchedParquetWriter(output / "val.parquet", schema, args.batch_rows) if wants_val else None
     split = ValidationSplit(train, val, report, args.val_ratio, args.val_size, args.seed)
     try:
-        for (row, position, source, raw_id), outcome in ordered_row_work(
-            _parsed_rows(args, names, report), options, workers
+        for (row, position, source, raw_id, parse_rejection), outcome in ordered_row_work(
+            _parsed_rows(args, names), options, workers
         ):
+            if parse_rejection is not None:
+                report.add_rejected(position, *parse_rejection, raw_id, source)
+                continue
             if outcome.rejection is not None:
                 report.add_rejected(position, *outcome.rejection, raw_id, source)
                 continue

@@ -1,8 +1,5 @@
 """Convert OneThinker SFT files into the parquet verl's multi-turn SFT trainer reads.
 
-    python data_prep/prepare_sft.py --input onethinker_sft_image.json onethinker_sft_video.json \
-        --media-root /data/onethinker --output data/onethinker_sft
-
 Input rows are the release's layout: ``messages`` (``{role, content}`` turns, ``<image>`` / ``<video>``
 placeholders in the user text) with ``images`` or ``videos`` path lists. Output: OUT/train.parquet
 (+ OUT/val.parquet with --val-ratio) with ``messages``, ``images``, ``videos`` as verl's
@@ -15,6 +12,13 @@ Media paths are written absolute, which verl's own SFT dataset (no media root) n
 dataset, resolves them and applies the recipe's media budgets over the stored ones).
 """
 
+EXAMPLES = [
+    "python data_prep/prepare_sft.py --input onethinker_sft_image.json onethinker_sft_video.json "
+    "--media-root /data/onethinker --output data/onethinker_sft",
+    "python data_prep/prepare_sft.py --input onethinker_sft_image.json onethinker_sft_video.json "
+    "--media-root /data/onethinker --relative-paths --check-media decode --output data/onethinker_sft",
+]
+
 import argparse
 import os
 import random
@@ -26,6 +30,7 @@ from tqdm import tqdm
 from onethinker_verl.data.cli import (
     add_media_check_option,
     add_media_settings_options,
+    converter_parser,
     media_settings_from_args,
     run_converter,
 )
@@ -48,7 +53,7 @@ _ROLES = ("system", "user", "assistant")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = converter_parser(__doc__, EXAMPLES)
     parser.add_argument("--input", required=True, nargs="+", help="SFT JSON array / JSON Lines file(s)")
     parser.add_argument("--media-root", default=None, help="folder the rows' media paths are relative to")
     parser.add_argument("--output", required=True, help="output folder")

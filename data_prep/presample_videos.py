@@ -1,18 +1,22 @@
 """Decode every video of a corpus once, at the recipe's sampling settings, and store the sampled frames for
 ``data.presampled_video_root`` (see ``onethinker_verl/data/presampled.py`` for the format).
 
-    python data_prep/presample_videos.py --input data/onethinker_rl/train.parquet --media-root /data/onethinker \
-        --output /data/onethinker_presampled --image-patch-size 16 --workers 64
-    # on the training cluster: Ray tasks, one CPU each
-    python data_prep/presample_videos.py ... --ray auto
-
 The frames depend on the sampling settings (``--video-*``, defaults = the recipe's), the policy's image
 patch size (Qwen3-VL 16, Qwen2.5-VL 14) and the video reader (``--video-reader-backend``, default decord as
 in the recipe): pass the values training uses, or the rollout workers will not find
 the frames and decode on the fly (logged and counted). Resumable: videos whose entry exists and whose
 source is unchanged are skipped, so an interrupted run continues where it stopped. Videos that fail to
-decode are listed with the decoder's reason in OUTPUT/failed.jsonl.
+decode are listed in input order in OUTPUT/failed.jsonl with the reason of the chosen reader (what it raised
+and what it wrote to stderr; the console stays clean), then qwen_vl_utils' fallback reader's failure.
 """
+
+EXAMPLES = [
+    "python data_prep/presample_videos.py --input data/onethinker_rl/train.parquet --media-root /data/onethinker "
+    "--output /data/onethinker_presampled --image-patch-size 16 --workers 64",
+    "# on the training cluster, as Ray tasks of one CPU each:",
+    "python data_prep/presample_videos.py --input data/onethinker_rl/train.parquet --media-root /data/onethinker "
+    "--output /data/onethinker_presampled --image-patch-size 16 --ray auto",
+]
 
 import argparse
 import concurrent.futures
@@ -24,15 +28,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from onethinker_verl.data.cli import add_media_settings_options, media_settings_from_args
+from onethinker_verl.data.cli import add_media_settings_options, converter_parser, media_settings_from_args
 from onethinker_verl.data.corpus import RowRejected, parse_row
 from onethinker_verl.data.media import apply_video_reader_backend, resolve_media_path
-from onethinker_verl.data.presampled import is_current, presample_videos
 from onethinker_verl.data.records import iter_records
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = converter_parser(__doc__, EXAMPLES)
     parser.add_argument("--input", required=True, nargs="+", help="prepared parquet and/or raw JSON / JSONL files")
     parser.add_argument("--media-root", default=None, help="folder the rows' media paths are relative to")
     parser.add_argument("--output", required=True, help="the folder training gets as data.presampled_video_root")
@@ -92,16 +95,20 @@ def _tasks(items: list[dict], size: int) -> list[list[dict]]:
 
 
 def _run_pool(args, tasks):
+    from onethinker_verl.data.presampled import presample_videos
+
     context = multiprocessing.get_context("spawn")  # the parent may hold torch threads
     with concurrent.futures.ProcessPoolExecutor(args.workers, context) as pool:
         common = (args.media_root, args.image_patch_size, args.video_reader_backend)
         futures = [pool.submit(presample_videos, args.output, task, *common) for task in tasks]
-        for future in concurrent.futures.as_completed(futures):
+        for future in futures:  # in submission order, so failed.jsonl follows the input
             yield future.result()
 
 
 def _run_ray(args, tasks):
     import ray
+
+    from onethinker_verl.data.presampled import presample_videos
 
     ray.init(address=args.ray, ignore_reinit_error=True)
     remote = ray.remote(num_cpus=1)(presample_videos)
@@ -109,12 +116,14 @@ def _run_ray(args, tasks):
         remote.remote(args.output, task, args.media_root, args.image_patch_size, args.video_reader_backend)
         for task in tasks
     ]
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(done[0])
+    for task in pending:  # in submission order, so failed.jsonl follows the input
+        yield ray.get(task)
 
 
 def run(args) -> dict:
+    # torch, through the pre-sampled format: imported here, not for --help
+    from onethinker_verl.data.presampled import is_current, presample_videos
+
     apply_video_reader_backend({"video_reader_backend": args.video_reader_backend})  # entries are per reader
     settings = media_settings_from_args(args)
     videos = corpus_videos(args.input, args.media_root)

@@ -69,3 +69,12 @@ def run_converter(parse_args, convert, argv=None) -> int:
     print(report.summary())
     print(f"wrote {Path(args.output).resolve()}")
     return 0
+
+
+def converter_parser(description: str, examples: list[str]) -> argparse.ArgumentParser:
+    """The parser of a ``data_prep/`` script: ``description`` shown as written, then ``examples``, one command
+    per line (help output is read in a terminal and copied from: no wrapped or joined commands)."""
+    epilog = "examples:\n" + "\n".join(f"  {example}" for example in examples)
+    return argparse.ArgumentParser(
+        description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )

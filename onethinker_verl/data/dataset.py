@@ -34,15 +34,13 @@ from .media import (
     media_root_from_config,
     resolve_media_path,
 )
+from .parquet import PROMPT_LENGTH_COLUMN, PROMPT_LENGTH_METADATA
 from .prompts import build_chat_prompt, load_templates
 from .raw_corpus import convert_raw_corpus, is_raw_corpus
 
 logger = logging.getLogger(__name__)
 
 _MISSING_LISTED = 5  # missing files named in the error / warning; the rest are counted
-PROMPT_LENGTH_COLUMN = "prompt_length"  # written by data_prep/prepare_rl.py --prompt-length-model
-# parquet schema metadata key under which prepare_rl.py records how the lengths were measured (model, settings)
-PROMPT_LENGTH_METADATA = b"onethinker.prompt_length"
 
 
 def _length_filter_mode(config) -> bool | None:

@@ -73,24 +73,29 @@ def check_media_file(path: str, modality: str, mode: str) -> None:
 
 def decode_problem(path: str, modality: str) -> str | None:
     """The decoder's reason why ``path`` cannot be used, or None: images are opened fully with PIL, videos
-    opened with decord (the default reader) and their first and last frames read."""
-    try:
-        if modality == "image":
-            from PIL import Image
+    opened with decord (the default reader) and their first and last frames read. What the decoder writes to
+    stderr (decord: FFmpeg's own reason, e.g. ``moov atom not found``) is part of the reason, not printed."""
+    from .decoder_output import captured_stderr, with_output
 
-            with Image.open(path) as image:
-                image.load()
-        else:
-            import decord
+    with captured_stderr() as output:
+        try:
+            if modality == "image":
+                from PIL import Image
 
-            reader = decord.VideoReader(path, num_threads=1)
-            if len(reader) == 0:
-                raise ValueError("no frames")
-            reader[0]
-            reader[len(reader) - 1]
-    except Exception as exc:  # any decoder failure means the file cannot be trained on
-        return f"{type(exc).__name__}: {exc}".strip()
-    return None
+                with Image.open(path) as image:
+                    image.load()
+            else:
+                import decord
+
+                reader = decord.VideoReader(path, num_threads=1)
+                if len(reader) == 0:
+                    raise ValueError("no frames")
+                reader[0]
+                reader[len(reader) - 1]
+            problem = None
+        except Exception as exc:  # any decoder failure means the file cannot be trained on
+            problem = f"{type(exc).__name__}: {exc}".strip()
+    return None if problem is None else with_output(problem, output)
 
 
 @dataclass(frozen=True)

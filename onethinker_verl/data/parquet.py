@@ -5,6 +5,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+PROMPT_LENGTH_COLUMN = "prompt_length"  # written by data_prep/prepare_rl.py --prompt-length-model
+# parquet schema metadata key under which prepare_rl.py records how the lengths were measured (model, settings)
+PROMPT_LENGTH_METADATA = b"onethinker.prompt_length"
+
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 
 # verl's RLHFDataset row: chat prompt with <image>/<video> placeholders, media paths (relative to

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .decoder_output import VideoDecodeFailed, fetch_video_explained
 from .media import apply_video_reader_backend, item_settings, media_root_from_config
 
 logger = logging.getLogger(__name__)
@@ -140,13 +141,11 @@ def write_presampled(root: str, item: dict, media_root: str | None, image_patch_
     """Decode ``item["video"]`` as the rollout worker would and store it; returns the bytes written and the
     video's duration in seconds.
 
-    Raises whatever the decoder raises for a broken file, and ValueError when the file changed while it was
-    read."""
-    from qwen_vl_utils import fetch_video
-
+    Raises :class:`~.decoder_output.VideoDecodeFailed` (the chosen reader's reason first) for a broken file,
+    and ValueError when the file changed while it was read."""
     video_path = item["video"]
     before = _source_identity(video_path)
-    (frames, metadata), _sample_fps = fetch_video(
+    (frames, metadata), _sample_fps = fetch_video_explained(
         item, return_video_sample_fps=True, image_patch_size=image_patch_size, return_video_metadata=True
     )
     if _source_identity(video_path) != before:
@@ -195,6 +194,8 @@ def presample_videos(
         try:
             written, seconds = write_presampled(root, item, media_root, image_patch_size)
             results.append({"video": item["video"], "bytes": written, "seconds": seconds})
+        except VideoDecodeFailed as failed:  # its message is the reason, the chosen reader's first
+            results.append({"video": item["video"], "error": str(failed)})
         except Exception as exc:  # one broken video must not stop the others; the caller reports it
             results.append({"video": item["video"], "error": f"{type(exc).__name__}: {exc}"})
     return results

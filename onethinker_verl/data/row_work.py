@@ -92,10 +92,13 @@ def prompt_length(row: CorpusRow, position: int, options: RowWorkOptions, proces
     return len(inputs["input_ids"][0])
 
 
-def work_on_rows(rows: list[tuple[CorpusRow, int]]) -> list[RowOutcome]:
+def work_on_rows(rows: list[tuple[CorpusRow | None, int]]) -> list[RowOutcome]:
     options: RowWorkOptions = _worker["options"]
     outcomes = []
     for row, position in rows:
+        if row is None:  # rejected before any work; it only keeps its place in the order
+            outcomes.append(RowOutcome())
+            continue
         rejection = _check_files(row, options)
         if rejection is not None or options.prompt_length_model is None:
             outcomes.append(RowOutcome(rejection))
@@ -111,9 +114,11 @@ def work_on_rows(rows: list[tuple[CorpusRow, int]]) -> list[RowOutcome]:
 
 
 def ordered_row_work(
-    rows: Iterable[tuple[CorpusRow, int, object]], options: RowWorkOptions, workers: int
+    rows: Iterable[tuple[CorpusRow | None, int, object]], options: RowWorkOptions, workers: int
 ) -> Iterator[tuple[object, RowOutcome]]:
-    """``(tag, outcome)`` for each ``(row, position, tag)`` of ``rows``, in input order.
+    """``(tag, outcome)`` for each ``(row, position, tag)`` of ``rows``, in input order. A ``row`` of None (one
+    rejected before any work) gets an empty outcome in its place, so reports built from the results keep the
+    input order.
 
     ``workers`` > 1 runs :func:`work_on_rows` in that many spawned processes (spawned, not forked: the
     parent may hold torch / Ray threads) with a bounded window of pending tasks, so memory stays flat."""
