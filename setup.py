@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "pyarrow>=19.0.0",
     "pillow",
     "tqdm",
+    "tokenizers",  # onethinker_verl.tiny_model trains the tiny models' tokenizer
     "decord",
     "pycocotools",
     "scikit-image",

@@ -54,6 +54,19 @@ LAZY_REGISTRATIONS = (
         "onethinker_verl.sft.freeze:install",
         "SFT freezing of vision tower / projector (model.freeze_* keys, FSDP2 engine)",
     ),
+    LazyRegistration(
+        "verl.workers.rollout.base", "onethinker_verl.rollout.registration:register_adapter",
+        "rollout backend 'hf' (worker side, get_rollout_class)",
+    ),
+    LazyRegistration(
+        "verl.workers.rollout.replica", "onethinker_verl.rollout.registration:register_replica",
+        "rollout backend 'hf' (replica, RolloutReplicaRegistry)",
+    ),
+    LazyRegistration(
+        "verl.single_controller.ray.base",
+        "onethinker_verl.resource_wait:install",
+        "warnings while Ray placement groups are pending (what is asked, what the cluster has)",
+    ),
 )
 
 RESOLVERS_DESCRIPTION = "OmegaConf resolvers 'onethinker_sample', 'onethinker_required'"

@@ -9,14 +9,18 @@ settings in the driver (``verl.utils.config.validate_config``), but it
 * learns that the corpus is smaller than one batch only inside the trainer, after the GPU workers have
   started (zero steps per epoch, then a ZeroDivisionError), and on a machine that cannot host them it
   waits forever for TransferQueue storage actors instead;
-* skips the check that a batch is a whole number of policy-update mini-batches when dynamic batching is on.
+* skips the check that a batch is a whole number of policy-update mini-batches when dynamic batching is on;
+* given no Ray cluster, starts a local Ray on a machine with fewer GPUs than ``trainer.nnodes`` x
+  ``trainer.n_gpus_per_node`` and then waits without a word for placement groups that can never be scheduled
+  (:func:`check_machine`, run by the Hydra callback only: it looks at this machine, not at the config; with a
+  Ray cluster, :mod:`onethinker_verl.resource_wait` logs what the run waits for instead).
 
 How it runs: as a Hydra callback that the recipes declare
 (``hydra.callbacks.onethinker_startup_check._target_: onethinker_verl.startup_check.StartupCheck``). Hydra
 calls :meth:`StartupCheck.on_job_start` with the composed configuration before it calls main_ppo's task
 function, so before verl's own validation, ``ray.init`` and the printed config. A configuration composed
-without one of the recipes is not checked. :func:`check_config` is the same check for programmatic callers
-(the CPU dry run calls it).
+without one of the recipes is not checked. :func:`check_config` is the same check of the configuration for
+programmatic callers (the CPU dry run calls it); the callback adds :func:`check_machine`.
 
 Every refusal reads ``onethinker-verl start-up check: <key>=<value>: <why>; <what would work>``; all
 refusals found are reported together, one per line, and the process exits with status 1.
@@ -204,6 +208,46 @@ def _check_algorithm(config: DictConfig) -> Iterable[str]:
         )
 
 
+def ray_cluster_address(config: DictConfig) -> str | None:
+    """The Ray cluster main_ppo will join: ``ray_kwargs.ray_init.address`` or ``RAY_ADDRESS``; None when verl
+    would start a local Ray instance on this machine."""
+    address = OmegaConf.select(config, "ray_kwargs.ray_init.address", default=None)
+    return str(address) if address else os.environ.get("RAY_ADDRESS") or None
+
+
+def local_accelerator_count(device: str) -> int:
+    """Accelerators of ``device`` kind (``cuda`` / ``npu``) this process can see (``CUDA_VISIBLE_DEVICES``
+    applies), as the local Ray instance would count them."""
+    import torch
+
+    if device == "npu":
+        npu = getattr(torch, "npu", None)
+        return int(npu.device_count()) if npu is not None and npu.is_available() else 0
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def check_machine(config: DictConfig) -> Iterable[str]:
+    """Refuse a run that asks for more GPUs than this machine has when no Ray cluster is given.
+
+    verl would start a local Ray instance and wait forever for the workers' placement groups. Skipped with
+    ``trainer.device=cpu`` (CPU mode, ``+recipe=onethinker_cpu``) and when a Ray cluster is given.
+    """
+    device = str(config.trainer.get("device", "cuda"))
+    if device == "cpu" or ray_cluster_address(config) is not None:
+        return
+    nnodes, per_node = int(config.trainer.nnodes), int(config.trainer.n_gpus_per_node)
+    wanted, present = nnodes * per_node, local_accelerator_count(device)
+    if wanted > present:
+        kind = "NPUs" if device == "npu" else "GPUs"
+        yield (
+            f"{PREFIX}: trainer.nnodes={nnodes}, trainer.n_gpus_per_node={per_node}: the run asks for {wanted} "
+            f"{kind} and no Ray cluster is given (ray_kwargs.ray_init.address and RAY_ADDRESS unset), so verl would "
+            f"start Ray on this machine, which has {present} {kind}, and wait for them forever; lower "
+            f"trainer.nnodes / trainer.n_gpus_per_node to fit, give +ray_kwargs.ray_init.address=<cluster> for a "
+            f"cluster, or use +recipe=onethinker_cpu on a machine without GPUs"
+        )
+
+
 def check_config(config: DictConfig) -> None:
     """Refuse a configuration that cannot work; warn (logging) about a run that never saves a checkpoint.
 
@@ -221,14 +265,19 @@ def check_config(config: DictConfig) -> None:
 
 
 class StartupCheck(Callback):
-    """Hydra callback (``hydra.callbacks``) that runs :func:`check_config` before the task function.
+    """Hydra callback (``hydra.callbacks``) that runs :func:`check_config` and :func:`check_machine` before the
+    task function.
 
     A refused configuration ends the process with status 1 and the refusal lines on stderr, before verl's
     ``main`` runs (so before ``ray.init``).
     """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        problems = []
         try:
             check_config(config)
         except StartupCheckError as error:
-            raise SystemExit(str(error)) from None
+            problems = error.problems
+        problems += check_machine(config)
+        if problems:
+            raise SystemExit("\n".join(problems))

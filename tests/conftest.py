@@ -67,10 +67,11 @@ def transfer_queue(ray_transfer_queue):
 
 @pytest.fixture(scope="session")
 def tiny_vl_checkpoint(tmp_path_factory):
-    """``tiny_vl_checkpoint(family) -> Path``: a tiny random Qwen3-VL (``"qwen3_vl"``) or Qwen2.5-VL
-    (``"qwen2_5_vl"``) HF checkpoint folder with tokenizer and processor (tests/tiny_models.py), built once
-    per family per test session. Treat it as read-only; copy it to change it."""
-    from tiny_models import build_tiny_vl_checkpoint
+    """``tiny_vl_checkpoint(family) -> Path``: a tiny random Qwen3-VL (``"qwen3_vl"``), Qwen2.5-VL
+    (``"qwen2_5_vl"``) or Qwen2-VL (``"qwen2_vl"``) HF checkpoint folder with tokenizer and processor
+    (onethinker_verl/tiny_model.py), built once per family per test session. Treat it as read-only; copy it
+    to change it."""
+    from onethinker_verl.tiny_model import build_tiny_vl_checkpoint
 
     built = {}
 

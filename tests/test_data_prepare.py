@@ -190,7 +190,7 @@ def test_decode_check_in_parallel_names_every_broken_file_with_the_decoders_reas
 
 
 def test_prompt_length_column_counts_what_verls_length_filter_counts(tmp_path, caplog):
-    from tiny_models import tiny_vl_processor, tiny_vl_tokenizer
+    from onethinker_verl.tiny_model import tiny_vl_processor, tiny_vl_tokenizer
     from verl.trainer.ppo.utils import create_rl_dataset
     from omegaconf import OmegaConf
 

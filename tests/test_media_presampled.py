@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from qwen_vl_utils import process_vision_info
 from synthetic_video import write_h264
-from tiny_models import tiny_vl_processor, tiny_vl_tokenizer
+from onethinker_verl.tiny_model import tiny_vl_processor, tiny_vl_tokenizer
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
 from onethinker_verl.data import media_cache

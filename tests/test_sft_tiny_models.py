@@ -1,4 +1,4 @@
-"""The tiny checkpoints of tests/tiny_models.py load through the Auto classes and run a multimodal forward."""
+"""The tiny checkpoints of onethinker_verl/tiny_model.py load through the Auto classes and run a multimodal forward."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 
-@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl", "qwen2_vl"])
 def test_tiny_checkpoint_loads_and_runs_an_image_prompt(tiny_vl_checkpoint, family):
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
@@ -29,3 +29,14 @@ def test_tiny_checkpoint_loads_and_runs_an_image_prompt(tiny_vl_checkpoint, fami
         logits = model(**inputs).logits
     assert logits.shape == (1, inputs["input_ids"].shape[1], len(tokenizer))
     assert torch.isfinite(logits).all()
+
+
+def test_command_line_writes_a_loadable_folder(tmp_path, caplog):
+    from transformers import AutoConfig
+
+    from onethinker_verl.tiny_model import main
+
+    with caplog.at_level("INFO"):
+        assert main([str(tmp_path / "m"), "--family", "qwen2_vl"]) == 0
+    assert AutoConfig.from_pretrained(tmp_path / "m").model_type == "qwen2_vl"
+    assert str(tmp_path / "m") in caplog.text

@@ -1,5 +1,6 @@
 """recipes/onethinker_sft.yaml through verl's own SFT trainer (``verl.trainer.sft_trainer``, FSDP2 over two
-ranks started by torchrun, on a CPU platform registered in verl's platform registry, tests/sft_cpu.py), one step
+ranks started by torchrun, on a CPU platform registered in verl's platform registry,
+:mod:`onethinker_verl.sft.cpu_run`), one step
 each for tiny random Qwen3-VL and Qwen2.5-VL on the sample's image and video rows; then the SFT checkpoint
 handed to the RL recipe.
 
@@ -22,19 +23,16 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import compose_recipe
+from onethinker_verl.sft.cpu_run import CPU_MODEL_OVERRIDES
 from onethinker_verl.data.sample import sample_dir, sample_file
 from test_sft_dataset import prepare
 
-REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("qwen3_vl", "qwen2_5_vl")
 RANKS = 2  # FSDP2 shards every tensor, frozen and trained, over both ranks
 # What the reference freezes (LLaMA-Factory freeze_vision_tower + freeze_multi_modal_projector), by name in the
 # saved checkpoint (Qwen3-VL saves "model.visual.*", Qwen2.5-VL its original layout "visual.*").
 FROZEN = re.compile(r"(^|\.)visual\.(patch_embed|blocks|merger)\.")
 VISUAL = re.compile(r"(^|\.)visual\.")
-# The CPU has no flash-attention: sdpa, and no padding-free packing (verl's packed Qwen2.5-VL attention calls
-# flash-attention).
-CPU_OVERRIDES = ("trainer.device=cpu", "model.use_remove_padding=false", "model.override_config.attn_implementation=sdpa")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +47,7 @@ def sft_runs(tmp_path_factory, tiny_vl_checkpoint):
         "data.num_workers=0",
         "trainer.total_training_steps=1",
         "trainer.logger=[console]",
-        *CPU_OVERRIDES,
+        *CPU_MODEL_OVERRIDES,
     ]
     arguments = []
     for family in FAMILIES:
@@ -59,7 +57,7 @@ def sft_runs(tmp_path_factory, tiny_vl_checkpoint):
     # from a folder outside the repository: the recipe is found through the Hydra search-path plugin
     launch = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={RANKS}",
-         str(REPO / "tests" / "sft_cpu.py"), *arguments],
+         "-m", "onethinker_verl.sft.cpu_run", *arguments],
         cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:

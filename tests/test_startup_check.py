@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 from conftest import compose_recipe
 from onethinker_verl.advantage.config import EmaGrpoConfig, OnlineFilterConfig
 from onethinker_verl.resolvers import bundled_sample_path
-from onethinker_verl.startup_check import StartupCheckError, check_config, count_file_rows
+from onethinker_verl import startup_check
+from onethinker_verl.startup_check import StartupCheckError, check_config, check_machine, count_file_rows
 
 PREFIX = "onethinker-verl start-up check: "
 SAMPLE = bundled_sample_path()
@@ -28,6 +29,14 @@ SAMPLE_ROWS = 22  # rows of the bundled rl_train.jsonl, all with their media pre
 LAUNCH_TIMEOUT_S = 300
 REFUSAL_CPU_SECONDS = 30  # measured about 9 s of CPU (wall time on an idle 2-core machine), mostly `import verl`
 SAMPLE_DATA = (f"data.train_files={SAMPLE}/rl_train.jsonl", f"data.media_root={SAMPLE}")
+# the main recipe asks for 4 nodes x 8 GPUs; a launch on a machine with fewer and no Ray cluster is refused
+GPU_REFUSAL = "trainer.nnodes=4, trainer.n_gpus_per_node=8: the run asks for 32 GPUs and no Ray cluster is given"
+
+
+def _machine_refusals() -> list[str]:
+    import torch
+
+    return [GPU_REFUSAL] if torch.cuda.device_count() < 32 else []
 
 
 def _tiny_parquet(path, rows: int) -> str:
@@ -77,6 +86,7 @@ def refused_launches(tmp_path_factory):
     """Every launch of main_ppo, started together, each in its own empty working directory."""
     base = tmp_path_factory.mktemp("startup_check")
     env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
+    env.pop("RAY_ADDRESS", None)
     running = {}
     for name, (overrides, expected) in _launches(base).items():
         cwd = base / name
@@ -84,7 +94,7 @@ def refused_launches(tmp_path_factory):
         argv = [sys.executable, "-m", "verl.trainer.main_ppo", "+recipe=onethinker", *overrides]
         with open(cwd / "stdout.txt", "w") as stdout, open(cwd / "stderr.txt", "w") as stderr:
             process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
-        running[name] = (process, time.monotonic(), cwd, expected)
+        running[name] = (process, time.monotonic(), cwd, [*expected, *_machine_refusals()])
     done = {}
     for name, (process, started, cwd, expected) in running.items():
         rc, cpu_seconds = _wait_with_usage(process, started + LAUNCH_TIMEOUT_S)
@@ -210,3 +220,32 @@ def test_what_verls_trainer_would_reject_is_refused_at_start_up(override, expect
     with pytest.raises(StartupCheckError) as refused:
         check_config(config)
     assert len(refused.value.problems) == 1 and refused.value.problems[0].startswith(PREFIX + expected)
+
+
+WORKABLE = (*SAMPLE_DATA, "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8")
+
+
+def test_more_gpus_than_the_machine_has_without_a_cluster_is_refused_in_one_line(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(startup_check, "local_accelerator_count", lambda device: 1)  # what this machine has
+    refusals = list(check_machine(compose_recipe(*WORKABLE, "trainer.nnodes=2", "trainer.n_gpus_per_node=4")))
+    assert len(refusals) == 1 and "\n" not in refusals[0]
+    assert refusals[0].startswith(PREFIX + "trainer.nnodes=2, trainer.n_gpus_per_node=4: the run asks for 8 GPUs")
+    assert "which has 1 GPUs" in refusals[0] and "+recipe=onethinker_cpu" in refusals[0]
+    assert not list(check_machine(compose_recipe(*WORKABLE, "trainer.nnodes=1", "trainer.n_gpus_per_node=1")))
+
+
+@pytest.mark.parametrize("override, ray_address", [
+    ("trainer.device=cpu", None),  # CPU mode asks for no GPU
+    ("+ray_kwargs.ray_init.address=10.0.0.1:6379", None),  # a cluster: resource_wait reports what is pending
+    (None, "auto"),
+])
+def test_machine_check_is_skipped_for_cpu_mode_and_for_a_ray_cluster(monkeypatch, override, ray_address):
+    monkeypatch.setattr(startup_check, "local_accelerator_count", lambda device: 0)
+    if ray_address:
+        monkeypatch.setenv("RAY_ADDRESS", ray_address)
+    else:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    overrides = [*WORKABLE, *([override] if override else [])]
+    assert list(check_machine(compose_recipe(*overrides))) == []
+

@@ -1,16 +1,18 @@
 """Run verl's SFT trainer on the CPU: a CPU device platform registered through verl's platform registry.
 
-    python tests/sft_cpu.py HYDRA_OVERRIDE ... [--- HYDRA_OVERRIDE ...]
-    torchrun --standalone --nproc_per_node=2 tests/sft_cpu.py HYDRA_OVERRIDE ...
+    python -m onethinker_verl.sft.cpu_run HYDRA_OVERRIDE ... [--- HYDRA_OVERRIDE ...]
+    torchrun --standalone --nproc_per_node=2 -m onethinker_verl.sft.cpu_run HYDRA_OVERRIDE ...
 
 verl 0.9.1 resolves its accelerator through ``verl.plugin.platform`` (``PlatformRegistry`` plus the
 ``VERL_PLATFORM`` override). Registering a ``cpu`` platform there, before anything asks for the platform,
-lets ``verl.trainer.sft_trainer`` run unchanged with ``engine.strategy=fsdp2`` over gloo. This script
+lets ``verl.trainer.sft_trainer`` run unchanged with ``engine.strategy=fsdp2`` over gloo. This module
 registers it (and verl's FSDP engine for the ``cpu`` device) and then runs verl's own
 ``verl.trainer.sft_trainer`` entry point (its Hydra ``main``) with the given overrides, under torchrun or, without
 it, as rank 0 of a world of 1; each ``---`` starts another run in the same process (verl and the models are
 imported once). What differs from a GPU node is only here: the platform, the device module (zero memory
-statistics) and a plain gloo process group.
+statistics) and a plain gloo process group. The SFT tests and the miniature pipeline
+(:mod:`onethinker_verl.miniature`) run SFT through it; add ``trainer.device=cpu`` and the CPU model settings
+(:data:`CPU_MODEL_OVERRIDES`) to the overrides.
 """
 
 import contextlib
@@ -159,6 +161,10 @@ def use_one_gloo_process_group() -> None:
 
 
 RUN_SEPARATOR = "---"
+# The CPU has no flash-attention: sdpa, and no padding-free packing (verl's packed Qwen2.5-VL attention calls
+# flash-attention).
+CPU_MODEL_OVERRIDES = ("trainer.device=cpu", "model.use_remove_padding=false",
+                       "model.override_config.attn_implementation=sdpa")
 
 
 def main(arguments: list[str]) -> None:
