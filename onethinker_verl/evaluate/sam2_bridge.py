@@ -199,15 +199,21 @@ def check_weights_match(model, state_dict: dict, checkpoint: str, config: str) -
         raise Sam2SetupError(f"SAM2 checkpoint {checkpoint} does not match config {config}: {'; '.join(problems)}")
 
 
+@contextlib.contextmanager
+def without_extension_warning():
+    """sam2 without its CUDA extension warns on import and on every frame; :func:`build_predictor` says it once."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*cannot import name '_C'", category=UserWarning)
+        yield
+
+
 def build_predictor(config: str, checkpoint: str, device: str):
     """SAM2's video predictor from ``config`` with the weights of ``checkpoint`` on ``device``, after checking
     all three (:class:`Sam2SetupError`). The model is built on the CPU, checked and loaded there, then moved."""
     check_device(device)
     location = locate_config(config)
     state_dict = read_checkpoint(checkpoint)
-    with sam2_hydra(location.config_dir), warnings.catch_warnings():
-        # sam2 without its CUDA extension warns on import and per frame; said once below instead
-        warnings.filterwarnings("ignore", message=".*cannot import name '_C'", category=UserWarning)
+    with sam2_hydra(location.config_dir), without_extension_warning():
         from sam2.build_sam import build_sam2_video_predictor
 
         predictor = build_sam2_video_predictor(location.name, ckpt_path=None, device="cpu")
@@ -292,13 +298,14 @@ class Sam2VideoSegmenter:
         self.device = device
         self.predictor = build_predictor(config, checkpoint, device)
 
+    @contextlib.contextmanager
     def precision(self):
         """The reference's precision: bfloat16 autocast on CUDA, plain float32 elsewhere."""
         import torch
 
-        if str(self.device).startswith("cuda"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if str(self.device).startswith("cuda") else contextlib.nullcontext()
+        with autocast, without_extension_warning():
+            yield
 
     def _prompt(self, state, frame_index: int, prompts: Prompts):
         logits = None
