@@ -264,7 +264,7 @@ def test_suite_segmentation_stage_runs_sam2(checkpoint, tiny_vl_checkpoint, tmp_
 
     arguments = ["run", "--bench-dir", str(bench), "--model", str(tiny_vl_checkpoint("qwen3_vl")), "--out-dir",
                  str(tmp_path / "out"), "--backend", "hf", "--max-new-tokens", "4", "--video-max-frames", "4",
-                 "--sam2-checkpoint", str(checkpoint), "--sam2-config", TINY_CONFIG, "--device", "cpu"]
+                 "--sam2-checkpoint", str(checkpoint), "--sam2-config", TINY_CONFIG]  # --device auto: the CPU here
     assert main(arguments) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(report) == {"charades", "seg_refcoco", "seg_mevis"}

@@ -101,7 +101,7 @@ def sam2_ready(files: int, sam2_checkpoint: str | None, sam2_config: str, device
 
 def run_suite(suite: str, bench_dir: str | Path, model_path: str, out_dir: str | Path, settings: GenerationSettings,
               sam2_checkpoint: str | None = None, sam2_config: str = "configs/sam2.1/sam2.1_hiera_l.yaml",
-              device: str = "cuda", published_path: str | None = None,
+              device: str = "auto", published_path: str | None = None,
               max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION) -> dict:
     """Generation, SAM2 and scoring over a suite's files found in ``bench_dir``; returns report.json's content.
 
