@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_l.yaml",
                      help="SAM2 model config name, as the sam2 package names it (default: %(default)s)")
     run.add_argument("--device", default="auto",
-                      help="torch device SAM2 runs on; auto (default): cuda when available, else mps, else cpu, as the reference")
+                     help="torch device SAM2 runs on; auto (default): cuda when available, else mps, else cpu, as the reference")
     run.add_argument("--published", default=None, help="published-numbers YAML (default: the packaged published.yaml)")
     add_generation_arguments(run)
     return parser
