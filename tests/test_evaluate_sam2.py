@@ -136,6 +136,8 @@ def test_an_image_that_cannot_be_opened_is_left_out_and_counted(tmp_path, segmen
            "segmentation_output": {"segmentation_rle": rle(square_mask())}}
     with pytest.raises(RowLeftOut, match="image-open-fail"):
         masks_for_row(row, segmenter, str(tmp_path))
+    with pytest.raises(RowLeftOut, match="image-open-fail"):  # opened before the prompts are read, as the reference
+        masks_for_row({**row, "output": "<answer>{}</answer>"}, segmenter, str(tmp_path))
     scored = score_benchmark(BenchmarkOutput("img", [{**row, "status": "image-open-fail: gone", "reward": None}]))
     assert scored.meta["segmentation"]["left_out"] == {"image-open-fail": 1} and "image/gIoU" not in scored.metrics
 

@@ -346,6 +346,8 @@ class Sam2VideoSegmenter:
                 image = opened.convert("RGB")
         except Exception as exc:  # the reference leaves the row out on any failure to open the image
             raise RowLeftOut(f"{STATUS_IMAGE_OPEN_FAIL}: {exc!r}") from None
+        if prompts.empty:
+            return None  # SAM2 would give no mask: the reference's no-prompts
         if image.size != (width, height):
             image = image.resize((width, height), Image.BILINEAR)
         with tempfile.TemporaryDirectory(prefix="sam2_image_") as folder:
@@ -389,8 +391,7 @@ def masks_for_row(row: dict, segmenter: Sam2VideoSegmenter, media_root: str | No
         return None  # left out with its reason when scored
     media = resolve_media_path(str(row.get("path") or ""), media_root)
     if data_type == "image":
-        if prompts.empty:
-            return None
+        # the image is opened before the prompts are looked at: an unreadable one is image-open-fail either way
         mask = segmenter.segment_image(media, prompts, truth.width, truth.height)
         return None if mask is None else encode_mask(mask)
     if truth.fps <= 0 or not truth.frames:
