@@ -98,6 +98,9 @@ def test_prompt_frame_is_clipped_to_the_frame_list(tmp_path, segmenter):
     row["output"] = "<answer>" + json.dumps({**ANSWER, "time": 30}) + "</answer>"
     masks_for_row(row, segmenter, str(tmp_path))
     assert segmenter.predictor.calls[1][1] == 3
+    row["output"] = "<answer>" + json.dumps({**ANSWER, "time": float("inf")}) + "</answer>"  # json writes Infinity
+    with pytest.raises(RowLeftOut, match="error: prompted time inf has no frame"):
+        masks_for_row(row, segmenter, str(tmp_path))
 
 
 def test_video_without_prompts_gets_no_masks_and_scores_zero(tmp_path, segmenter):

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import math
 import os
 import subprocess
 import tempfile
@@ -400,6 +401,8 @@ def masks_for_row(row: dict, segmenter: Sam2VideoSegmenter, media_root: str | No
     extracted = len(truth.frames) - len(failed)
     if extracted == 0:
         raise RowLeftOut(STATUS_NO_FRAMES)
+    if not math.isfinite(prompts.time_s * truth.fps):
+        raise RowLeftOut(f"error: prompted time {prompts.time_s} has no frame")  # the reference's round() raises
     frame_index = max(0, min(int(round(prompts.time_s * truth.fps)), len(truth.frames) - 1))
     if frame_index >= extracted:
         raise RowLeftOut(f"error: prompted frame {frame_index} is beyond the {extracted} frames extracted from {media}")
