@@ -98,6 +98,9 @@ def test_prompt_frame_is_clipped_to_the_frame_list(tmp_path, segmenter):
     row["output"] = "<answer>" + json.dumps({**ANSWER, "time": 30}) + "</answer>"
     masks_for_row(row, segmenter, str(tmp_path))
     assert segmenter.predictor.calls[1][1] == 3
+    row["output"] = "<answer>" + json.dumps({**ANSWER, "time": float("inf")}) + "</answer>"  # json writes Infinity
+    with pytest.raises(RowLeftOut, match="error: prompted time inf has no frame"):
+        masks_for_row(row, segmenter, str(tmp_path))
 
 
 def test_video_without_prompts_gets_no_masks_and_scores_zero(tmp_path, segmenter):
@@ -136,6 +139,8 @@ def test_an_image_that_cannot_be_opened_is_left_out_and_counted(tmp_path, segmen
            "segmentation_output": {"segmentation_rle": rle(square_mask())}}
     with pytest.raises(RowLeftOut, match="image-open-fail"):
         masks_for_row(row, segmenter, str(tmp_path))
+    with pytest.raises(RowLeftOut, match="image-open-fail"):  # opened before the prompts are read, as the reference
+        masks_for_row({**row, "output": "<answer>{}</answer>"}, segmenter, str(tmp_path))
     scored = score_benchmark(BenchmarkOutput("img", [{**row, "status": "image-open-fail: gone", "reward": None}]))
     assert scored.meta["segmentation"]["left_out"] == {"image-open-fail": 1} and "image/gIoU" not in scored.metrics
 

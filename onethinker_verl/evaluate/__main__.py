@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="SAM2 model config name, as the sam2 package names it (default: %(default)s)")
     sam2.add_argument("--media-root", default=None,
                       help="folder the rows' relative media paths start from (default: the current folder)")
-    sam2.add_argument("--device", default="cuda", help="torch device SAM2 runs on (default: %(default)s)")
+    sam2.add_argument("--device", default="auto",
+                      help="torch device SAM2 runs on; auto (default): cuda when available, else mps, else cpu, as the reference")
 
     run = commands.add_parser("run", help="generation, SAM2 and scoring over a suite, with the report", epilog=EXIT_CODES)
     run.add_argument("--suite", default="onethinker", choices=("onethinker",),
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sam2-checkpoint", default=None, help="SAM2 checkpoint (.pt); without it no mask metrics")
     run.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_l.yaml",
                      help="SAM2 model config name, as the sam2 package names it (default: %(default)s)")
-    run.add_argument("--device", default="cuda", help="torch device SAM2 runs on (default: %(default)s)")
+    run.add_argument("--device", default="auto",
+                     help="torch device SAM2 runs on; auto (default): cuda when available, else mps, else cpu, as the reference")
     run.add_argument("--published", default=None, help="published-numbers YAML (default: the packaged published.yaml)")
     add_generation_arguments(run)
     return parser

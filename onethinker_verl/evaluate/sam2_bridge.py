@@ -34,7 +34,8 @@ are, as the reference does (the others score J = F = 0); when its prompted frame
 the row is left out with status ``error: ...``. Unlike the reference, an existing frame folder with more
 frames than the row lists, or frames of another size, is an error naming the row (the reference would score
 the mismatched frames silently). On CPU SAM2 runs in float32 (the reference autocasts to bfloat16 on CUDA
-only). Without the ``sam2`` package the command exits with code 3.
+only). ``--device auto`` (the default) picks the device as the reference does: CUDA when available, else MPS,
+else the CPU. Without the ``sam2`` package the command exits with code 3.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import math
 import os
 import subprocess
 import tempfile
@@ -65,6 +67,8 @@ STATUS_NO_FRAMES = "no-jpg-in-frame-dir"
 STATUS_IMAGE_OPEN_FAIL = "image-open-fail"
 # The Python package whose configs SAM2's builders compose (``sam2/configs/...``).
 PACKAGE_CONFIG_MODULE = "sam2"
+# --device default: the reference's choice (CUDA when available, else MPS, else the CPU).
+AUTO_DEVICE = "auto"
 
 
 class Sam2SetupError(ValueError):
@@ -153,8 +157,19 @@ def locate_config(config: str) -> ConfigLocation:
                          f"({', '.join(name for name in known if '2.1' in name)}, ...) nor a YAML file")
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` -> the device the reference picks: CUDA when available, else MPS, else the CPU."""
+    import torch
+
+    if device != AUTO_DEVICE:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
 def check_device(device: str) -> None:
-    """Refuse a device string torch does not know, or a CUDA device that is not there."""
+    """Refuse a device string torch does not know, or a CUDA / MPS device that is not there."""
     import torch
 
     try:
@@ -166,8 +181,11 @@ def check_device(device: str) -> None:
             raise Sam2SetupError(f"SAM2 device {device!r}: CUDA is not available on this machine (use --device cpu)")
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
             raise Sam2SetupError(f"SAM2 device {device!r}: only {torch.cuda.device_count()} CUDA devices are visible")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise Sam2SetupError(f"SAM2 device {device!r}: MPS is not available on this machine (use --device cpu)")
     elif parsed.type != "cpu":
-        raise Sam2SetupError(f"SAM2 device {device!r}: use cuda[:N] or cpu")
+        raise Sam2SetupError(f"SAM2 device {device!r}: use auto, cuda[:N], mps or cpu")
 
 
 def read_checkpoint(checkpoint: str) -> dict:
@@ -199,15 +217,22 @@ def check_weights_match(model, state_dict: dict, checkpoint: str, config: str) -
         raise Sam2SetupError(f"SAM2 checkpoint {checkpoint} does not match config {config}: {'; '.join(problems)}")
 
 
+@contextlib.contextmanager
+def without_extension_warning():
+    """sam2 without its CUDA extension warns on import and on every frame; :func:`build_predictor` says it once."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*cannot import name '_C'", category=UserWarning)
+        yield
+
+
 def build_predictor(config: str, checkpoint: str, device: str):
     """SAM2's video predictor from ``config`` with the weights of ``checkpoint`` on ``device``, after checking
     all three (:class:`Sam2SetupError`). The model is built on the CPU, checked and loaded there, then moved."""
+    device = resolve_device(device)
     check_device(device)
     location = locate_config(config)
     state_dict = read_checkpoint(checkpoint)
-    with sam2_hydra(location.config_dir), warnings.catch_warnings():
-        # sam2 without its CUDA extension warns on import and per frame; said once below instead
-        warnings.filterwarnings("ignore", message=".*cannot import name '_C'", category=UserWarning)
+    with sam2_hydra(location.config_dir), without_extension_warning():
         from sam2.build_sam import build_sam2_video_predictor
 
         predictor = build_sam2_video_predictor(location.name, ckpt_path=None, device="cpu")
@@ -216,13 +241,14 @@ def build_predictor(config: str, checkpoint: str, device: str):
     if importlib.util.find_spec("sam2._C") is None:
         logger.info("sam2 has no CUDA extension here: SAM2 skips filling small holes in the masks (a GPU "
                     "install with the extension fills holes up to 8 pixels, as the reference's did)")
+    logger.info("SAM2 %s with %s on %s", config, checkpoint, device)
     return predictor.to(device)
 
 
 def check_sam2_setup(config: str, checkpoint: str, device: str) -> None:
     """The set-up check of :func:`build_predictor` alone (for a run that reaches SAM2 only later): config,
     checkpoint against config, device; raises :class:`Sam2SetupError`."""
-    check_device(device)
+    check_device(resolve_device(device))
     build_predictor(config, checkpoint, "cpu")
 
 
@@ -289,16 +315,17 @@ class Sam2VideoSegmenter:
     """SAM2's video predictor, built once (:func:`build_predictor`); segments one prompted object per call."""
 
     def __init__(self, config: str, checkpoint: str, device: str):
-        self.device = device
-        self.predictor = build_predictor(config, checkpoint, device)
+        self.device = resolve_device(device)
+        self.predictor = build_predictor(config, checkpoint, self.device)
 
+    @contextlib.contextmanager
     def precision(self):
         """The reference's precision: bfloat16 autocast on CUDA, plain float32 elsewhere."""
         import torch
 
-        if str(self.device).startswith("cuda"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if str(self.device).startswith("cuda") else contextlib.nullcontext()
+        with autocast, without_extension_warning():
+            yield
 
     def _prompt(self, state, frame_index: int, prompts: Prompts):
         logits = None
@@ -320,6 +347,8 @@ class Sam2VideoSegmenter:
                 image = opened.convert("RGB")
         except Exception as exc:  # the reference leaves the row out on any failure to open the image
             raise RowLeftOut(f"{STATUS_IMAGE_OPEN_FAIL}: {exc!r}") from None
+        if prompts.empty:
+            return None  # SAM2 would give no mask: the reference's no-prompts
         if image.size != (width, height):
             image = image.resize((width, height), Image.BILINEAR)
         with tempfile.TemporaryDirectory(prefix="sam2_image_") as folder:
@@ -363,8 +392,7 @@ def masks_for_row(row: dict, segmenter: Sam2VideoSegmenter, media_root: str | No
         return None  # left out with its reason when scored
     media = resolve_media_path(str(row.get("path") or ""), media_root)
     if data_type == "image":
-        if prompts.empty:
-            return None
+        # the image is opened before the prompts are looked at: an unreadable one is image-open-fail either way
         mask = segmenter.segment_image(media, prompts, truth.width, truth.height)
         return None if mask is None else encode_mask(mask)
     if truth.fps <= 0 or not truth.frames:
@@ -373,6 +401,8 @@ def masks_for_row(row: dict, segmenter: Sam2VideoSegmenter, media_root: str | No
     extracted = len(truth.frames) - len(failed)
     if extracted == 0:
         raise RowLeftOut(STATUS_NO_FRAMES)
+    if not math.isfinite(prompts.time_s * truth.fps):
+        raise RowLeftOut(f"error: prompted time {prompts.time_s} has no frame")  # the reference's round() raises
     frame_index = max(0, min(int(round(prompts.time_s * truth.fps)), len(truth.frames) - 1))
     if frame_index >= extracted:
         raise RowLeftOut(f"error: prompted frame {frame_index} is beyond the {extracted} frames extracted from {media}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from onethinker_verl.evaluate.generation import DEFAULT_MAX_FAILED_FRACTION, GenerationSettings, generate, summarise_outputs
 from onethinker_verl.evaluate.reference.outputs import ScoredBenchmark, read_outputs, score_benchmark, write_json_atomic
 from onethinker_verl.evaluate.report import load_published, render_reference_markdown, write_reference_plots
-from onethinker_verl.evaluate.sam2_bridge import run_sam2, sam2_available
+from onethinker_verl.evaluate.sam2_bridge import Sam2SetupError, check_sam2_setup, run_sam2, sam2_available
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,23 @@ def write_report(scored: list[ScoredBenchmark], out_dir: Path, published_path: s
     return report
 
 
+def sam2_ready(files: int, sam2_checkpoint: str | None, sam2_config: str, device: str) -> bool:
+    """Whether the suite's SAM2 stage will run on its ``files`` segmentation files, decided before generation:
+    without a checkpoint it says that there will be no mask metrics; with one it checks SAM2's set-up (config,
+    checkpoint against config, device) and refuses a bad one (:class:`Sam2SetupError`) before any generation."""
+    if not sam2_checkpoint:
+        logger.warning("no --sam2-checkpoint given: the %d segmentation files are reported without mask metrics", files)
+        return False
+    if not sam2_available():
+        raise Sam2SetupError("--sam2-checkpoint given but SAM2 is not installed (packages sam2 and torch); see the README's "
+                             "SAM2 section, or drop --sam2-checkpoint to report the segmentation files without mask metrics")
+    check_sam2_setup(sam2_config, sam2_checkpoint, device)
+    return True
+
+
 def run_suite(suite: str, bench_dir: str | Path, model_path: str, out_dir: str | Path, settings: GenerationSettings,
               sam2_checkpoint: str | None = None, sam2_config: str = "configs/sam2.1/sam2.1_hiera_l.yaml",
-              device: str = "cuda", published_path: str | None = None,
+              device: str = "auto", published_path: str | None = None,
               max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION) -> dict:
     """Generation, SAM2 and scoring over a suite's files found in ``bench_dir``; returns report.json's content.
 
@@ -101,20 +115,16 @@ def run_suite(suite: str, bench_dir: str | Path, model_path: str, out_dir: str |
                        len(missing), len(SUITES[suite]), suite, bench_dir, ", ".join(missing))
     if not files:
         raise FileNotFoundError(f"none of the {suite} benchmark files is in {bench_dir}")
+    segmenting = [path for path in files if Path(path).stem + ".json" in SEGMENTATION_FILES]
+    use_sam2 = bool(segmenting) and sam2_ready(len(segmenting), sam2_checkpoint, sam2_config, device)
     generation_dir = out_dir / "generation"
     outputs = generate(files, generation_dir, model_path, settings)
     failures = summarise_outputs(outputs)
     if failures.failed == failures.rows:
         failures.check(max_failed_fraction)  # every row failed: nothing to segment, score or report
     segmentation = [output for path, output in zip(files, outputs) if Path(path).stem + ".json" in SEGMENTATION_FILES]
-    if segmentation:
-        if not sam2_available():
-            logger.warning("SAM2 is not installed (packages sam2 and torch): the %d segmentation files are reported "
-                           "without mask metrics. Install SAM2 and rerun with --sam2-checkpoint to add them.", len(segmentation))
-        elif not sam2_checkpoint:
-            logger.warning("no --sam2-checkpoint given: the %d segmentation files are reported without mask metrics", len(segmentation))
-        else:
-            run_sam2(segmentation, sam2_checkpoint, sam2_config, settings.media_root, device)
+    if segmentation and use_sam2:
+        run_sam2(segmentation, sam2_checkpoint, sam2_config, settings.media_root, device)
     scored = score_files(outputs)
     report = write_report(scored, out_dir, published_path)
     failures.check(max_failed_fraction)
