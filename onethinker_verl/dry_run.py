@@ -175,6 +175,7 @@ class DryRunResult:
     kept_keys: list  # trajectory keys the online filter kept, in sampled order
     advantages: list  # advantage of each kept trajectory (same order as kept_keys)
     metrics: dict  # the step's metrics: online filter, per-task reward, EMA-GRPO
+    reward_extra_info: dict  # the reward loop's per-rollout extra info, column-wise (rollout order)
 
 
 def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> DryRunResult:
@@ -247,6 +248,7 @@ def run_dry_run(overrides=(), rollouts_per_prompt: int = 4, workdir=None) -> Dry
         kept_keys=list(sampled.keys),
         advantages=[row[0].item() for row in stored.unbind(0)],  # constant over each response
         metrics=metrics,
+        reward_extra_info={key: list(rewards.non_tensor_batch[key]) for key in rewards.meta_info["reward_extra_keys"]},
     )
 
 

@@ -11,10 +11,18 @@ all wrong by row) and the actor update. The expected values below come from the 
 from the loop-based EMA-GRPO reference, not from the code under test.
 """
 
+import json
+import logging
+import re
+from collections import defaultdict
+
 import pytest
+from verl.trainer.ppo.metric_utils import process_validation_metrics
 
 from onethinker_verl.advantage import ema_grpo
 from onethinker_verl.dry_run import PLANS, WRONG_ANSWER, run_dry_run
+from onethinker_verl.glue import online_filter as online_filter_glue
+from onethinker_verl.glue.ema_checkpoint import EMA_STATE_FILE, save_estimator_state
 from onethinker_verl.data.tasks import task_name
 from _spec_ema_grpo import SpecEmaGrpo
 from test_ema_grpo import canonical_key
@@ -22,6 +30,25 @@ from test_ema_grpo import canonical_key
 N = 4
 # A well-formatted non-JSON answer earns the 0.5 shape bonus except in tasks whose answer must be JSON.
 JSON_TASKS = {"temporal grounding", "spatial grounding", "spatial-temporal grounding", "tracking", "segmentation"}
+# The one spelling of each task (README, Metrics).
+TASK_NAMES = {"multiple_choice", "numerical", "regression", "ocr", "open_ended", "math", "temporal_grounding",
+              "spatial_grounding", "spatial_temporal_grounding", "tracking", "segmentation"}
+
+
+def letters(text):
+    """A name with case, spaces, hyphens and underscores ignored: every spelling of a task looks the same."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def task_spellings(names):
+    """{task: spellings seen} over the '/'-separated parts of ``names`` that name a task in any spelling."""
+    by_letters = {letters(task): task for task in TASK_NAMES}
+    seen = defaultdict(set)
+    for name in names:
+        for part in name.split("/"):
+            if letters(part) in by_letters:
+                seen[by_letters[letters(part)]].add(part)
+    return seen
 
 
 def test_one_simulated_step_through_verls_machinery(transfer_queue, tmp_path):
@@ -68,3 +95,35 @@ def test_one_simulated_step_through_verls_machinery(transfer_queue, tmp_path):
     for j in picked:
         key = canonical_key(SpecEmaGrpo.key(infos[j]["problem_type"], infos[j]["data_type"]))
         assert f"ema_grpo/moving_std/{key}" in result.metrics
+
+
+def test_every_metric_key_and_the_moments_file_spell_each_task_one_way(
+    transfer_queue, tmp_path, caplog, monkeypatch
+):
+    """The task part of every name one step produces (training metrics of the reward, the filter and
+    EMA-GRPO; verl's validation keys of the same rollouts, benchmark keys included; data sources; the
+    reward's task column; the EMA-GRPO moments file) is spelled one way per task. The recipe's
+    max_num_gen_batches is announced as enforced, and verl's line saying it is ignored is not printed."""
+    ema_grpo.TASK_MOMENTS.reset()
+    monkeypatch.setattr(online_filter_glue, "_budget_announced", False)  # as in a fresh process
+    with caplog.at_level(logging.WARNING):
+        result = run_dry_run(rollouts_per_prompt=N, workdir=tmp_path)
+    budget = [r.getMessage() for r in caplog.records if "algorithm.filter_groups.max_num_gen_batches" in r.getMessage()]
+    assert len(budget) == 1 and "=20 is enforced by the onethinker online filter" in budget[0], budget
+    extra = result.reward_extra_info
+    data_sources = list(result.rollouts.non_tensor_batch["data_source"])
+    validation = process_validation_metrics(data_sources, list(result.rollouts.non_tensor_batch["uid"]), extra)
+    validation_keys = [f"val-aux/{source}/{key}" for source, by_key in validation.items() for key in by_key]
+    save_estimator_state(str(tmp_path / "step"), 1)
+    moments_keys = json.loads((tmp_path / "step" / EMA_STATE_FILE).read_text())["task_moments"]
+
+    names = [*result.metrics, *validation_keys, *extra, *data_sources, *extra["task"], *moments_keys]
+    spellings = task_spellings(names)
+    assert spellings == {task: {task} for task in TASK_NAMES}  # all eleven tasks appear, each spelled one way
+    # each family names the tasks it reports (the filter kept groups of some tasks only)
+    assert {"multiple_choice", "ocr", "spatial_temporal_grounding"} <= set(task_spellings(
+        key for key in result.metrics if key.startswith("ema_grpo/")))
+    assert set(task_spellings(key for key in result.metrics if key.startswith("reward/"))) == TASK_NAMES
+    assert set(task_spellings(key for key in result.metrics if key.startswith("online_filter/"))) == TASK_NAMES
+    assert {"multiple_choice", "ocr", "spatial_temporal_grounding"} <= set(task_spellings(
+        key for key in extra if key.startswith("bench/")))
