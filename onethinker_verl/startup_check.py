@@ -9,7 +9,11 @@ settings in the driver (``verl.utils.config.validate_config``), but it
 * learns that the corpus is smaller than one batch only inside the trainer, after the GPU workers have
   started (zero steps per epoch, then a ZeroDivisionError), and on a machine that cannot host them it
   waits forever for TransferQueue storage actors instead;
-* skips the check that a batch is a whole number of policy-update mini-batches when dynamic batching is on.
+* skips the check that a batch is a whole number of policy-update mini-batches when dynamic batching is on;
+* hands ``actor_rollout_ref.model.path`` to transformers only in the workers, where a missing folder is a
+  traceback about repo ids (checked by the callback: :mod:`onethinker_verl.model_folder`);
+* runs whatever recipe Hydra offers, the SFT one included (refused by the callback:
+  :mod:`onethinker_verl.recipe_entry`).
 
 How it runs: as a Hydra callback that the recipes declare
 (``hydra.callbacks.onethinker_startup_check._target_: onethinker_verl.startup_check.StartupCheck``). Hydra
@@ -228,7 +232,25 @@ class StartupCheck(Callback):
     """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from onethinker_verl.recipe_entry import RL, entry_point_problem
+
+        wrong_trainer = entry_point_problem(RL)  # e.g. this recipe given to verl's SFT trainer
+        if wrong_trainer is not None:
+            raise SystemExit(f"{PREFIX}: {wrong_trainer}")
+        problems = []
         try:
             check_config(config)
         except StartupCheckError as error:
-            raise SystemExit(str(error)) from None
+            problems = error.problems
+        # here rather than in check_config: the dry run and tests check configurations with a tokenizer folder
+        problems += _model_problems(config)
+        if problems:
+            raise SystemExit("\n".join(problems))
+
+
+def _model_problems(config: DictConfig) -> list[str]:
+    from onethinker_verl.model_folder import model_folder_problem
+
+    path = OmegaConf.select(config, "actor_rollout_ref.model.path")
+    why = model_folder_problem(path)
+    return [] if why is None else [f"{PREFIX}: actor_rollout_ref.model.path={path}: {why}"]
