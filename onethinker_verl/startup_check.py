@@ -14,6 +14,10 @@ settings in the driver (``verl.utils.config.validate_config``), but it
   ``trainer.n_gpus_per_node`` and then waits without a word for placement groups that can never be scheduled
   (:func:`check_machine`, run by the Hydra callback only: it looks at this machine, not at the config; with a
   Ray cluster, :mod:`onethinker_verl.resource_wait` logs what the run waits for instead).
+* hands ``actor_rollout_ref.model.path`` to transformers only in the workers, where a missing folder is a
+  traceback about repo ids (checked by the callback: :mod:`onethinker_verl.model_folder`);
+* runs whatever recipe Hydra offers, the SFT one included (refused by the callback:
+  :mod:`onethinker_verl.recipe_entry`).
 
 How it runs: as a Hydra callback that the recipes declare
 (``hydra.callbacks.onethinker_startup_check._target_: onethinker_verl.startup_check.StartupCheck``). Hydra
@@ -273,11 +277,26 @@ class StartupCheck(Callback):
     """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from onethinker_verl.recipe_entry import RL, entry_point_problem
+
+        wrong_trainer = entry_point_problem(RL)  # e.g. this recipe given to verl's SFT trainer
+        if wrong_trainer is not None:
+            raise SystemExit(f"{PREFIX}: {wrong_trainer}")
         problems = []
         try:
             check_config(config)
         except StartupCheckError as error:
             problems = error.problems
+        # here rather than in check_config: the dry run and tests check configurations with a tokenizer folder
+        problems += _model_problems(config)
         problems += check_machine(config)
         if problems:
             raise SystemExit("\n".join(problems))
+
+
+def _model_problems(config: DictConfig) -> list[str]:
+    from onethinker_verl.model_folder import model_folder_problem
+
+    path = OmegaConf.select(config, "actor_rollout_ref.model.path")
+    why = model_folder_problem(path)
+    return [] if why is None else [f"{PREFIX}: actor_rollout_ref.model.path={path}: {why}"]

@@ -23,5 +23,8 @@ args=(+recipe=onethinker_sft data.train_files="$TRAIN_FILES" data.train_batch_si
 
 cmd=(torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" --nproc_per_node="$N_GPUS"
      --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT" -m verl.trainer.sft_trainer "${args[@]}" "$@")
+# The start-up check (data, media, model) before torchrun starts any worker; the workers then skip it.
+python -m onethinker_verl.sft.startup_check "${args[@]}" "$@"
+export ONETHINKER_SFT_CHECKED=1
 echo "Running: ${cmd[*]}"
 exec "${cmd[@]}"

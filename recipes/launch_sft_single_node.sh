@@ -19,5 +19,8 @@ args=(+recipe=onethinker_sft data.train_files="$TRAIN_FILES" data.train_batch_si
 [[ -n "${MEDIA_ROOT:-}" ]] && args+=(data.media_root="$MEDIA_ROOT")
 
 cmd=(torchrun --standalone --nnodes=1 --nproc_per_node="$N_GPUS" -m verl.trainer.sft_trainer "${args[@]}" "$@")
+# The start-up check (data, media, model) before torchrun starts any worker; the workers then skip it.
+python -m onethinker_verl.sft.startup_check "${args[@]}" "$@"
+export ONETHINKER_SFT_CHECKED=1
 echo "Running: ${cmd[*]}"
 exec "${cmd[@]}"

@@ -48,7 +48,7 @@ from onethinker_verl.data.media import (
     media_root_from_config,
     resolve_media_path,
 )
-from onethinker_verl.sft.settings import SFT_MEDIA_DEFAULTS
+from onethinker_verl.sft.settings import SFT_MEDIA_DEFAULTS, stored_media_paths
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +77,7 @@ class OneThinkerSFTDataset(MultiTurnSFTDataset):
             self._drop_or_fail_on_missing_media()
 
     def _media_paths(self, raw_items) -> list[str]:
-        paths = []
-        for raw in convert_nested_value_to_list_recursive(raw_items) or []:
-            path = raw.get("image", raw.get("video")) if isinstance(raw, dict) else raw
-            for one in path if isinstance(path, list) else [path]:
-                if isinstance(one, str):
-                    paths.append(resolve_media_path(one, self.media_root))
-        return paths
+        return list(stored_media_paths(convert_nested_value_to_list_recursive(raw_items), self.media_root))
 
     def _drop_or_fail_on_missing_media(self) -> None:
         columns = [(key, modality) for key, modality in ((self.image_key, "image"), (self.video_key, "video"))

@@ -1,6 +1,9 @@
-"""The reference SFT run's media budgets (no verl import: ``data_prep/prepare_sft.py`` reads them too)."""
+"""The reference SFT run's media budgets and the stored media layout (no verl import: ``data_prep/prepare_sft.py``
+and the SFT start-up check read them too)."""
 
-from onethinker_verl.data.media import MediaSettings
+from collections.abc import Iterator
+
+from onethinker_verl.data.media import MediaSettings, resolve_media_path
 
 # LLaMA-Factory `examples/train_full/onethinker_qwen3_sft.yaml`: image_max_pixels 802816, video_fps 2,
 # video_maxlen 128, video_max_pixels 100352 (per frame); the minimums are LLaMA-Factory's defaults,
@@ -14,3 +17,13 @@ SFT_MEDIA_DEFAULTS = MediaSettings(
     video_max_pixels=100352,
     video_total_pixels=None,
 )
+
+
+def stored_media_paths(items, media_root) -> Iterator[str]:
+    """The resolved file paths of one row's stored ``images`` / ``videos`` value (plain lists): each item is a
+    path or a qwen_vl_utils item dict (``{"image": path, ...}``, ``{"video": path or [frame paths], ...}``)."""
+    for raw in items or []:
+        path = raw.get("image", raw.get("video")) if isinstance(raw, dict) else raw
+        for one in path if isinstance(path, list) else [path]:
+            if isinstance(one, str):
+                yield resolve_media_path(one, media_root)
