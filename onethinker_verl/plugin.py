@@ -56,11 +56,23 @@ LAZY_REGISTRATIONS = (
     ),
     LazyRegistration(
         "verl.workers.rollout.base", "onethinker_verl.rollout.registration:register_adapter",
-        "rollout backend 'hf' (worker side, get_rollout_class)",
+        "rollout backend 'hf' worker adapter (get_rollout_class)",
     ),
     LazyRegistration(
         "verl.workers.rollout.replica", "onethinker_verl.rollout.registration:register_replica",
-        "rollout backend 'hf' (replica, RolloutReplicaRegistry)",
+        "rollout backend 'hf' replica (RolloutReplicaRegistry)",
+    ),
+    LazyRegistration(
+        "verl.plugin.platform.platform_manager", "onethinker_verl.cpu.platform:register_platform",
+        "platform 'cpu' (selected only by trainer.device=cpu)",
+    ),
+    LazyRegistration(
+        "verl.workers.engine.fsdp.transformer_impl", "onethinker_verl.cpu.engines:register_engines",
+        "FSDP engines for device 'cpu'",
+    ),
+    LazyRegistration(
+        "verl.workers.engine_workers", "onethinker_verl.cpu.process_group:install",
+        "gloo process group for workers on the CPU platform (CPU mode only)",
     ),
     LazyRegistration(
         "verl.single_controller.ray.base",
