@@ -19,7 +19,7 @@ from pycocotools import mask as coco_mask
 import onethinker_verl
 from onethinker_verl.evaluate.__main__ import main
 from onethinker_verl.evaluate.reference.masks import boundary_f_score
-from onethinker_verl.evaluate.sam2_bridge import check_sam2_setup, sam2_hydra
+from onethinker_verl.evaluate.sam2_bridge import check_sam2_setup, sam2_hydra, without_extension_warning
 
 TINY_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 PACKAGE = Path(onethinker_verl.__file__).parent
@@ -198,7 +198,7 @@ def test_sam2_command_with_the_real_package(checkpoint, tmp_path):
 
     # the same masks as the reference's procedure on the same model
     predictor = build_tiny_predictor(str(checkpoint))
-    with torch.inference_mode():
+    with torch.inference_mode(), without_extension_warning():
         expected_video = reference_masks(predictor, reference_frames, 2, *reference_prompts(WIDTH, HEIGHT, True, True))
         still = tmp_path / "still"
         still.mkdir()
