@@ -149,7 +149,9 @@ def test_v1_advantage_step_gets_each_trajectorys_task(tq, built):
         assert metrics["ema_grpo/moving_std/tracking"] == pytest.approx(ema_grpo.TASK_MOMENTS.std("tracking", 1e-3))
         assert metrics["ema_grpo/singleton_groups"] == 0
         tq.kv_clear(keys=keys, partition_id=PARTITION)
-    assert set(ema_grpo.TASK_MOMENTS.keys()) == {"tracking", "multiple_choice", "segmentation/image", "segmentation/video"}
+    assert set(ema_grpo.TASK_MOMENTS.keys()) == {
+        "tracking", "multiple_choice", "segmentation/image", "segmentation/video"
+    }
 
 
 def test_v1_advantage_step_without_task_fails_loudly(tq):

@@ -36,7 +36,9 @@ ONLINE_FILTER_ATTR = "_onethinker_online_filter"
 # verl 0.9.1's warning (verl.trainer.ppo.v1.trainer_base, PPOTrainer._resolve_filter_groups_metric) that the
 # built-in V1 ReplayBuffer does not bound generation batches; the band filter does.
 VERL_TRAINER_LOGGER = "verl.trainer.ppo.v1.trainer_base"
-VERL_BUDGET_IGNORED_MESSAGE = "algorithm.filter_groups.max_num_gen_batches=%s is ignored by the built-in V1 ReplayBuffer"
+VERL_BUDGET_IGNORED_MESSAGE = (
+    "algorithm.filter_groups.max_num_gen_batches=%s is ignored by the built-in V1 ReplayBuffer"
+)
 # Whether this process has announced the enforced budget (one run per process: the trainer's).
 _budget_announced = False
 
@@ -139,10 +141,11 @@ def attach_online_filter(buffer: Any, config: Any) -> OnlineFilterState:
     wrap_attribute(buffer, "refill_fn", make_refill)
     setattr(buffer, ONLINE_FILTER_ATTR, state)
     logger.info(
-        "onethinker-verl: online filter keeps groups with %s < mean %s < %s",
+        "onethinker-verl: online filter keeps groups with %s < mean %s < %s, at most %s generation batches per step",
         state.low,
         state.metric,
         state.high,
+        state.max_gen_batches if state.max_gen_batches > 0 else "unlimited",
     )
     _announce_budget(state.max_gen_batches)
     return state
