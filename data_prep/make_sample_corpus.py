@@ -6,7 +6,10 @@ eval files in the release's formats. Media paths in the files are relative to th
 is deterministic and a few hundred KB.
 """
 
-EXAMPLES = ["python data_prep/make_sample_corpus.py", "python data_prep/make_sample_corpus.py --output /tmp/onethinker_sample"]
+EXAMPLES = [
+    "python data_prep/make_sample_corpus.py",
+    "python data_prep/make_sample_corpus.py --output /tmp/onethinker_sample",
+]
 
 import argparse
 import json
