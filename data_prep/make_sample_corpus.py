@@ -6,8 +6,6 @@ eval files in the release's formats. Media paths in the files are relative to th
 is deterministic and a few hundred KB.
 """
 
-EXAMPLES = ["python data_prep/make_sample_corpus.py", "python data_prep/make_sample_corpus.py --output /tmp/onethinker_sample"]
-
 import argparse
 import json
 import random
@@ -19,6 +17,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from onethinker_verl.data.cli import converter_parser
+
+EXAMPLES = [
+    "python data_prep/make_sample_corpus.py",
+    "python data_prep/make_sample_corpus.py --output /tmp/onethinker_sample",
+]
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "onethinker_verl" / "data" / "sample"
 

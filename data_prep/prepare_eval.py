@@ -18,13 +18,6 @@ came from). ``--verl-parquet VAL.parquet`` also writes the accepted rows in verl
 benchmark and ``extra_info.benchmark`` set, so verl reports each benchmark's reference metrics).
 """
 
-EXAMPLES = [
-    "python data_prep/prepare_eval.py --input eval/mmmu.json eval/charades_sta.json "
-    "--media-root /data/onethinker_eval --output data/eval_rows.jsonl",
-    "python data_prep/prepare_eval.py --input eval/mmmu.json --media-root /data/onethinker_eval "
-    "--output data/eval_rows.jsonl --verl-parquet data/val.parquet",
-]
-
 import argparse
 import dataclasses
 import json
@@ -55,6 +48,13 @@ from onethinker_verl.data.prompts import build_prompt_text, load_templates
 from onethinker_verl.data.raw_corpus import mark_benchmark
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
+
+EXAMPLES = [
+    "python data_prep/prepare_eval.py --input eval/mmmu.json eval/charades_sta.json "
+    "--media-root /data/onethinker_eval --output data/eval_rows.jsonl",
+    "python data_prep/prepare_eval.py --input eval/mmmu.json --media-root /data/onethinker_eval "
+    "--output data/eval_rows.jsonl --verl-parquet data/val.parquet",
+]
 
 
 def segmentation_ground_truth(raw: dict, data_type: str) -> dict:

@@ -11,13 +11,6 @@ at the --video-*/--image-* settings; the dataset then drops rows over ``data.max
 without decoding) run in ``--workers`` processes (default: all cores), results kept in input order.
 """
 
-EXAMPLES = [
-    "python data_prep/prepare_rl.py --input onethinker_rl_train.json --media-root /data/onethinker "
-    "--output data/onethinker_rl --val-size 512",
-    "python data_prep/prepare_rl.py --input onethinker_rl_train.json --media-root /data/onethinker "
-    "--output data/onethinker_rl --check-media decode --prompt-length-model /ckpt/sft/huggingface",
-]
-
 import argparse
 import json
 import os
@@ -51,6 +44,13 @@ from onethinker_verl.data.prompts import load_templates
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
 from onethinker_verl.data.row_work import RowWorkOptions, needs_worker_pool, ordered_row_work
+
+EXAMPLES = [
+    "python data_prep/prepare_rl.py --input onethinker_rl_train.json --media-root /data/onethinker "
+    "--output data/onethinker_rl --val-size 512",
+    "python data_prep/prepare_rl.py --input onethinker_rl_train.json --media-root /data/onethinker "
+    "--output data/onethinker_rl --check-media decode --prompt-length-model /ckpt/sft/huggingface",
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -12,13 +12,6 @@ Media paths are written absolute, which verl's own SFT dataset (no media root) n
 dataset, resolves them and applies the recipe's media budgets over the stored ones).
 """
 
-EXAMPLES = [
-    "python data_prep/prepare_sft.py --input onethinker_sft_image.json onethinker_sft_video.json "
-    "--media-root /data/onethinker --output data/onethinker_sft",
-    "python data_prep/prepare_sft.py --input onethinker_sft_image.json onethinker_sft_video.json "
-    "--media-root /data/onethinker --relative-paths --check-media decode --output data/onethinker_sft",
-]
-
 import argparse
 import os
 import random
@@ -48,6 +41,13 @@ from onethinker_verl.data.prompts import count_placeholders
 from onethinker_verl.data.records import iter_records
 from onethinker_verl.data.report import ConversionReport
 from onethinker_verl.sft.settings import SFT_MEDIA_DEFAULTS
+
+EXAMPLES = [
+    "python data_prep/prepare_sft.py --input onethinker_sft_image.json onethinker_sft_video.json "
+    "--media-root /data/onethinker --output data/onethinker_sft",
+    "python data_prep/prepare_sft.py --input onethinker_sft_image.json onethinker_sft_video.json "
+    "--media-root /data/onethinker --relative-paths --check-media decode --output data/onethinker_sft",
+]
 
 _ROLES = ("system", "user", "assistant")
 

@@ -10,14 +10,6 @@ decode are listed in input order in OUTPUT/failed.jsonl with the reason of the c
 and what it wrote to stderr; the console stays clean), then qwen_vl_utils' fallback reader's failure.
 """
 
-EXAMPLES = [
-    "python data_prep/presample_videos.py --input data/onethinker_rl/train.parquet --media-root /data/onethinker "
-    "--output /data/onethinker_presampled --image-patch-size 16 --workers 64",
-    "# on the training cluster, as Ray tasks of one CPU each:",
-    "python data_prep/presample_videos.py --input data/onethinker_rl/train.parquet --media-root /data/onethinker "
-    "--output /data/onethinker_presampled --image-patch-size 16 --ray auto",
-]
-
 import argparse
 import concurrent.futures
 import json
@@ -32,6 +24,14 @@ from onethinker_verl.data.cli import add_media_settings_options, converter_parse
 from onethinker_verl.data.corpus import RowRejected, parse_row
 from onethinker_verl.data.media import apply_video_reader_backend, resolve_media_path
 from onethinker_verl.data.records import iter_records
+
+EXAMPLES = [
+    "python data_prep/presample_videos.py --input data/onethinker_rl/train.parquet --media-root /data/onethinker "
+    "--output /data/onethinker_presampled --image-patch-size 16 --workers 64",
+    "# on the training cluster, as Ray tasks of one CPU each:",
+    "python data_prep/presample_videos.py --input data/onethinker_rl/train.parquet --media-root /data/onethinker "
+    "--output /data/onethinker_presampled --image-patch-size 16 --ray auto",
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:

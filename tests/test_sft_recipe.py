@@ -122,12 +122,22 @@ def test_launch_scripts_run_torchrun_with_the_recipe(tmp_path):
     fake.mkdir()
     (fake / "torchrun").write_text('#!/usr/bin/env bash\necho "torchrun $*"\n')
     (fake / "torchrun").chmod(0o755)
-    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", TRAIN_FILES="/data/sft/train.parquet",
-               MEDIA_ROOT="/data/media", MODEL_PATH="/models/base")
+    # the scripts run the SFT start-up check before torchrun: real data, media folder and model folder
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    train, media, model = tmp_path / "train.parquet", tmp_path / "media", tmp_path / "base"
+    conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    pq.write_table(pa.table({"messages": [conversation]}), train)
+    media.mkdir()
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "qwen3_vl"}')
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", TRAIN_FILES=str(train),
+               MEDIA_ROOT=str(media), MODEL_PATH=str(model))
     single = subprocess.run(["bash", str(REPO / "recipes" / "launch_sft_single_node.sh"), "optim.lr=2e-5"],
                             env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
     for part in ("--nproc_per_node=8", "-m verl.trainer.sft_trainer", "+recipe=onethinker_sft",
-                 "data.train_files=/data/sft/train.parquet", "data.media_root=/data/media", "model.path=/models/base",
+                 f"data.train_files={train}", f"data.media_root={media}", f"model.path={model}",
                  "data.train_batch_size=8", "optim.lr=2e-5"):
         assert part in single
     multi = subprocess.run(

@@ -300,8 +300,9 @@ def _decode_and_publish(key, future, item, image_patch_size, config) -> None:
 
 
 def _failure(item: dict, exc: BaseException) -> MediaDecodeError:
-    """The session's error: file, row, what qwen_vl_utils raised and, since its fallback reader can hide the
-    first reader's message, the decoder's own reason from a probe of the file."""
+    """The session's error: file, row and, since qwen_vl_utils' fallback reader can hide the first reader's
+    message, the decoder's own reason from a probe of the file first (with what it printed), then what
+    qwen_vl_utils raised."""
     kind = _kind(item)
     source = _source(item)
     path = _local_path(source)
@@ -309,7 +310,8 @@ def _failure(item: dict, exc: BaseException) -> MediaDecodeError:
         reason = "file not found"
     else:
         probe = decode_problem(path, kind) if path is not None else None
-        reason = f"{type(exc).__name__}: {exc}" + (f" (decoder: {probe})" if probe else "")
+        raised = f"{type(exc).__name__}: {exc}"
+        reason = f"decoder: {probe}; qwen_vl_utils raised {raised}" if probe else raised
     return MediaDecodeError(f"row {_row_label(item)}: cannot decode {kind} {source}: {reason}")
 
 

@@ -100,7 +100,8 @@ def _check_media(data: DictConfig) -> Iterable[str]:
                       "convert the SFT files with data_prep/prepare_sft.py")
         return
     if missing:
-        listed = "; ".join(missing[:_LISTED]) + (f" (and {len(missing) - _LISTED} more)" if len(missing) > _LISTED else "")
+        more = len(missing) - _LISTED
+        listed = "; ".join(missing[:_LISTED]) + (f" (and {more} more)" if more > 0 else "")
         yield problem(
             "data.media_root", root, f"{len(missing)} media file(s) of data.train_files do not exist: {listed}",
             "set data.media_root to the folder the media paths are relative to, or data.skip_missing_media=true "
