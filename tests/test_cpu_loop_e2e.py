@@ -29,6 +29,10 @@ import pytest
 from conftest import REPO_ROOT
 
 LEARNING_RATE = 0.05  # large, so that step 2's policy differs clearly from step 1's
+# Not compared between the runs: times, memory and throughput (perf/), and how the rows happened to split
+# between the two workers (a group's rows may arrive permuted; the balanced split and the mean are compared).
+NOT_COMPARED = ("timing_s/", "timing_per_token_ms/", "global_seqlen/min", "global_seqlen/max",
+                "global_seqlen/minmax_diff")
 
 
 def main_ppo(workdir: Path, model: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -100,7 +104,7 @@ def test_rollout_log_probs_agree_with_the_actor_before_and_after_an_update(cpu_r
     for step in (1, 2):
         # verl's own comparison of the rollout's token probabilities with the actor's recomputation
         assert metrics[step]["training/rollout_probs_diff_valid"] == 1
-        assert metrics[step]["training/rollout_probs_diff_max"] < 1e-3, (step, metrics[step])
+        assert metrics[step]["training/rollout_probs_diff_max"] < 1e-5, (step, metrics[step])
         assert metrics[step]["training/rollout_actor_probs_pearson_corr"] > 0.999, (step, metrics[step])
     assert metrics[1]["actor/grad_norm"] > 0  # the reward had a spread, so step 1 updated the policy
 
@@ -134,7 +138,7 @@ def test_resuming_after_step_1_repeats_step_2_of_the_uninterrupted_run(cpu_runs)
     resumed_metrics = step_metrics(resumed)
     assert sorted(resumed_metrics) == [2]  # the resumed run continued at the next step
     expected, got = step_metrics(straight)[2], resumed_metrics[2]
-    compared = [key for key in expected if not key.startswith(("timing_s/", "timing_per_token_ms/", "perf/"))]
+    compared = [key for key in expected if not (key.startswith(NOT_COMPARED) or "perf/" in key)]
     assert any(key.startswith("critic/advantages/") for key in compared)
     differing = {
         key: (expected[key], got.get(key)) for key in compared
