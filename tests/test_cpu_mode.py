@@ -127,3 +127,23 @@ def test_the_switch_selects_the_cpu_platform_and_its_pieces(monkeypatch):
     finally:
         engine_workers.initialize_global_process_group_ray = original
         set_platform(previous)
+
+
+def test_main_ppo_refuses_in_one_line_before_ray_starts(tmp_path):
+    """Through verl's entry point: CPU mode on FSDP1, and the hf rollout with tensor parallelism."""
+    base = [sys.executable, "-m", "verl.trainer.main_ppo", "+recipe=onethinker_cpu",
+            f"actor_rollout_ref.model.path={tmp_path}", f"trainer.default_local_dir={tmp_path / 'ckpt'}"]
+    cases = {
+        "onethinker-verl CPU mode: actor_rollout_ref.actor.strategy=fsdp: FSDP1 cannot run on the CPU":
+            "actor_rollout_ref.actor.strategy=fsdp",
+        "onethinker-verl hf rollout: actor_rollout_ref.rollout.tensor_model_parallel_size=2":
+            "actor_rollout_ref.rollout.tensor_model_parallel_size=2",
+    }
+    runs = {expected: subprocess.Popen([*base, override], cwd=tmp_path, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            for expected, override in cases.items()}
+    for expected, run in runs.items():
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 1, stderr[-2000:]
+        assert expected in stderr and "Traceback" not in stderr, stderr[-2000:]
+        assert "ray init kwargs" not in stdout  # refused before verl starts Ray
