@@ -109,6 +109,14 @@ def test_rollout_log_probs_agree_with_the_actor_before_and_after_an_update(cpu_r
     assert metrics[1]["actor/grad_norm"] > 0  # the reward had a spread, so step 1 updated the policy
 
 
+def test_the_copies_of_a_prompt_are_different_samples(cpu_runs):
+    straight, _, _ = cpu_runs
+    for step in (1, 2):
+        for prompt, responses in groups(straight, step).items():
+            # 4 copies spread over 2 replicas: each got its own seed (no response came back twice)
+            assert sum(responses.values()) == 4 and max(responses.values()) == 1, (step, prompt[:80], responses)
+
+
 def test_the_update_moved_the_weights_the_step_2_rollout_used(cpu_runs):
     straight, _, _ = cpu_runs
     import torch
