@@ -214,7 +214,9 @@ def stage_eval(run: Run) -> None:
         sys.executable, "-m", "onethinker_verl.evaluate", "score", "--predictions", *map(str, outputs),
         "--output", str(work / "report.json"), "--markdown", str(work / "report.md"),
     ])
-    run.facts.update(eval_report=str(work / "report.md"), eval_report_json=str(work / "report.json"))
+    report = json.loads((work / "report.json").read_text(encoding="utf-8"))
+    run.facts.update(eval_report=str(work / "report.md"), eval_report_json=str(work / "report.json"),
+                     eval_metrics={name: benchmark["metrics"] for name, benchmark in report.items()})
 
 
 def stage_summary(run: Run) -> None:

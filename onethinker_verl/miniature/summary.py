@@ -59,12 +59,16 @@ def render_markdown(summary: dict) -> str:
         "",
         f"- SFT cold start: {facts.get('sft_rows')} rows, loss {_cell(facts.get('sft_loss_first'))} -> "
         f"{_cell(facts.get('sft_loss_last'))}; checkpoint `{facts.get('sft_checkpoint')}`",
-        f"- RL: {len(summary['steps'])} steps; {facts.get('resume_line', '(no resume)')}",
+        f"- RL (`main_ppo +recipe=onethinker_cpu`): steps {summary['steps'][0]['step']}-{summary['steps'][-1]['step']}, "
+        f"a checkpoint each step; the last step ran after a restart that logged `{facts.get('resume_line')}`",
         f"- online filter: kept {totals['groups_kept']} of {totals['groups_decided']} groups "
         f"(dropped {totals['dropped_low']} all wrong, {totals['dropped_high']} all right)",
         f"- RL checkpoint: `{facts.get('rl_checkpoint')}` (EMA moments: `onethinker_ema_grpo.json`, "
         f"Hugging Face model: `{facts.get('rl_hf_model')}`)",
-        f"- evaluation report: `{facts.get('eval_report')}`",
+        f"- evaluation of the RL checkpoint: "
+        + "; ".join(f"{name} overall/acc {metrics.get('overall/acc', 0):.3f}"
+                    for name, metrics in facts.get("eval_metrics", {}).items())
+        + f"; report `{facts.get('eval_report')}`",
         f"- logs: `{summary['logs']}`",
         "",
         "| step | " + " | ".join(title for _, title in TABLE_COLUMNS) + " |",
