@@ -256,7 +256,9 @@ def main(argv=None) -> int:
     (output / "logs").mkdir()
     run = Run(output=output, args=args)
     for number, stage in enumerate(STAGES, 1):
-        logger.info("stage %d/%d %s: start (log: %s)", number, len(STAGES), stage, run.log(stage))
+        # the summary stage runs no child process, so it has no log
+        shown_log = f" (log: {run.log(stage)})" if stage != "summary" else ""
+        logger.info("stage %d/%d %s: start%s", number, len(STAGES), stage, shown_log)
         stage_started = time.monotonic()
         try:
             STAGE_FUNCTIONS[stage](run)
