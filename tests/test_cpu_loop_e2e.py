@@ -1,7 +1,7 @@
 """The whole RL loop on the CPU through verl's own entry point: ``python -m verl.trainer.main_ppo
 +recipe=onethinker_cpu`` with a tiny random Qwen3-VL, the hf rollout backend and CPU mode.
 
-Two runs (about a minute and a half each on 2 cores):
+Two runs (about 70 s each on 2 cores):
 * ``straight``: 2 steps from scratch at a large learning rate (0.05), a checkpoint each step;
 * ``resumed``: starts from the straight run's step-1 checkpoint (what a 1-step run leaves) and runs step 2.
 
