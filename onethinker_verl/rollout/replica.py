@@ -27,8 +27,7 @@ class HfReplica(RolloutReplica):
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from verl.utils.device import get_device_name, get_resource_name
-        from verl.utils.device import get_platform
+        from verl.utils.device import get_device_name, get_platform, get_resource_name
 
         from onethinker_verl.rollout.server import CopyCounter, HfServer, copy_counter_name, server_name
 
