@@ -40,18 +40,22 @@ print(json.dumps({
 """
 
 
-def gpu_run_report(mode: str) -> dict:
+def gpu_run_reports(*modes: str) -> list[dict]:
+    """The report of each mode, from processes run side by side."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")]))
     env.pop("VERL_PLATFORM", None)
-    done = subprocess.run(
-        [sys.executable, "-c", GPU_RUN_REPORT, mode], capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    runs = [subprocess.Popen([sys.executable, "-c", GPU_RUN_REPORT, mode], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env) for mode in modes]
+    reports = []
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr[-3000:]
+        reports.append(json.loads(stdout.strip().splitlines()[-1]))
+    return reports
 
 
 def test_a_gpu_style_run_is_exactly_as_without_the_cpu_pieces():
-    with_pieces, without = gpu_run_report("with"), gpu_run_report("without")
+    with_pieces, without = gpu_run_reports("with", "without")
     assert with_pieces["leaves"] == without["leaves"]  # every resolved leaf, compared one by one
     assert len(with_pieces["leaves"]) > 500
     assert with_pieces["leaves"]["trainer.device"] == "'cuda'"
