@@ -47,8 +47,7 @@ def pending_placement_groups(name_prefix: str) -> list[dict]:
 
     return [
         entry for entry in placement_group_table().values()
-        if entry.get("state") != "CREATED" and str(entry.get("name", "")).startswith(name_prefix)
-        and entry.get("state") != "REMOVED"
+        if entry.get("state") not in ("CREATED", "REMOVED") and str(entry.get("name", "")).startswith(name_prefix)
     ]
 
 

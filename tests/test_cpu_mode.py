@@ -40,18 +40,22 @@ print(json.dumps({
 """
 
 
-def gpu_run_report(mode: str) -> dict:
+def gpu_run_reports(*modes: str) -> list[dict]:
+    """The report of each mode, from processes run side by side."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")]))
     env.pop("VERL_PLATFORM", None)
-    done = subprocess.run(
-        [sys.executable, "-c", GPU_RUN_REPORT, mode], capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    runs = [subprocess.Popen([sys.executable, "-c", GPU_RUN_REPORT, mode], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env) for mode in modes]
+    reports = []
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr[-3000:]
+        reports.append(json.loads(stdout.strip().splitlines()[-1]))
+    return reports
 
 
 def test_a_gpu_style_run_is_exactly_as_without_the_cpu_pieces():
-    with_pieces, without = gpu_run_report("with"), gpu_run_report("without")
+    with_pieces, without = gpu_run_reports("with", "without")
     assert with_pieces["leaves"] == without["leaves"]  # every resolved leaf, compared one by one
     assert len(with_pieces["leaves"]) > 500
     assert with_pieces["leaves"]["trainer.device"] == "'cuda'"
@@ -127,3 +131,23 @@ def test_the_switch_selects_the_cpu_platform_and_its_pieces(monkeypatch):
     finally:
         engine_workers.initialize_global_process_group_ray = original
         set_platform(previous)
+
+
+def test_main_ppo_refuses_in_one_line_before_ray_starts(tmp_path):
+    """Through verl's entry point: CPU mode on FSDP1, and the hf rollout with tensor parallelism."""
+    base = [sys.executable, "-m", "verl.trainer.main_ppo", "+recipe=onethinker_cpu",
+            f"actor_rollout_ref.model.path={tmp_path}", f"trainer.default_local_dir={tmp_path / 'ckpt'}"]
+    cases = {
+        "onethinker-verl CPU mode: actor_rollout_ref.actor.strategy=fsdp: FSDP1 cannot run on the CPU":
+            "actor_rollout_ref.actor.strategy=fsdp",
+        "onethinker-verl hf rollout: actor_rollout_ref.rollout.tensor_model_parallel_size=2":
+            "actor_rollout_ref.rollout.tensor_model_parallel_size=2",
+    }
+    runs = {expected: subprocess.Popen([*base, override], cwd=tmp_path, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            for expected, override in cases.items()}
+    for expected, run in runs.items():
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 1, stderr[-2000:]
+        assert expected in stderr and "Traceback" not in stderr, stderr[-2000:]
+        assert "ray init kwargs" not in stdout  # refused before verl starts Ray

@@ -14,12 +14,9 @@ import logging
 import os
 from typing import Any
 
-from onethinker_verl.rollout.checks import hf_rollout_problems
+from verl.workers.rollout.base import BaseRollout
 
-try:
-    from verl.workers.rollout.base import BaseRollout
-except ImportError:  # pragma: no cover - verl is a hard requirement; keeps the module importable for docs
-    BaseRollout = object
+from onethinker_verl.rollout.checks import hf_rollout_problems
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,9 @@ class HfReplica(RolloutReplica):
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from verl.utils.device import get_device_name, get_resource_name
-        from verl.utils.device import get_platform
+        from verl.utils.device import get_device_name, get_platform, get_resource_name
 
-        from onethinker_verl.rollout.server import HfServer, server_name
+        from onethinker_verl.rollout.server import CopyCounter, HfServer, copy_counter_name, server_name
 
         if len(self.workers) != self.world_size:
             raise ValueError(f"hf rollout: replica {self.replica_rank} has {len(self.workers)} workers, expected 1")
@@ -41,6 +40,10 @@ class HfReplica(RolloutReplica):
                 [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get(resource, [])],
             )
         )
+        # one counter of prompt copies for all replicas of the job (the first replica to get here creates it)
+        copy_counter = ray.remote(CopyCounter).options(
+            name=copy_counter_name(), get_if_exists=True, num_cpus=0
+        ).remote()
         platform = get_platform()
         device = get_device_name()
         name = server_name(self.replica_rank)
@@ -61,6 +64,7 @@ class HfReplica(RolloutReplica):
                 device=device,
                 visible_devices=",".join(device_ids) if device_ids else None,
                 visible_devices_envvar=platform.visible_devices_envvar(),
+                copy_counter=copy_counter,
             )
         )
         await server.launch.remote()

@@ -6,10 +6,10 @@ verl's agent loop (``AgentLoopWorker.generate_sequences``) sends every request a
 server (``vLLMHttpServer.generate``): at most ``response_length``, never past ``max_model_len``.
 
 Seeds. ``rollout.n`` copies of a prompt reach the server as separate, identical requests, in an order that
-depends on scheduling. So that a run is reproducible (and a resumed run repeats what an uninterrupted one
-would have generated), each request is seeded from the rollout seed, its prompt and how many identical
-prompts the server has already served in this sampling round (a round ends when verl puts the replica to
-sleep). The k-th copy of a prompt always gets the same seed; which of the n rows of a group it lands in can
+depends on scheduling, spread over the replicas. So that a run is reproducible (and a resumed run repeats
+what an uninterrupted one would have generated), each request is seeded from the rollout seed, its prompt
+and how many identical prompts have already arrived, at any replica, in this sampling round (a round ends
+when verl puts the replicas to sleep). The k-th copy of a prompt always gets the same seed; which of the n rows of a group it lands in can
 follow arrival order, so a group's responses are reproducible as a set.
 """
 

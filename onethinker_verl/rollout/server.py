@@ -7,19 +7,47 @@ and the replica calls ``wake_up`` / ``sleep`` / ``abort_all_requests`` / ``clear
 ``resume`` / ``update_weights`` / ``finish_weight_update`` / ``release``. Server addresses are only dictionary
 keys to verl (no HTTP).
 
-Requests are served one at a time (the model is not batched). Generation runs in a thread so that the actor
+Requests are served one at a time (the model is not batched). The copy number that seeds a request
+(:mod:`.sampling`) is counted across all replicas by one :class:`CopyCounter` actor: the n copies of a
+prompt are spread over the replicas by verl's load balancer, and per-replica counting would give copies on
+different replicas the same seed (the same response). Generation runs in a thread so that the actor
 keeps answering; an exception there fails that request with ``hf rollout: request <id> failed: <reason>``.
 It is caught inside the thread and raised again here: an exception such as StopIteration raised through
 ``asyncio.to_thread`` cannot be set on an asyncio future and left the caller waiting forever.
 """
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 from collections import Counter
 from typing import Any, Optional
 
 logger = logging.getLogger(__name__)
+
+
+class CopyCounter:
+    """How many requests with the same prompt have arrived in this sampling round, over all replicas (wrap
+    with ``ray.remote``; one per Ray job, named :func:`copy_counter_name`)."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+
+    def take(self, prompt_key: str) -> int:
+        """The copy number of a newly arrived request with this prompt (0 for the first)."""
+        number = self.counts[prompt_key]
+        self.counts[prompt_key] += 1
+        return number
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+
+def copy_counter_name() -> str:
+    import ray
+
+    return f"hf_rollout_copies_{ray.get_runtime_context().get_job_id()}"
 
 
 def server_name(replica_rank: int) -> str:
@@ -33,11 +61,13 @@ class HfServer:
     """One replica's model and its generation (wrap with ``ray.remote``).
 
     ``device``: "cpu", or a device type ("cuda", "npu") with ``visible_devices`` the worker's device ids,
-    so the model sits on the GPU of the worker it serves."""
+    so the model sits on the GPU of the worker it serves. ``copy_counter``: the job's :class:`CopyCounter`
+    actor; without one (a server on its own) copies are counted here."""
 
     def __init__(
         self, config: Any, model_config: Any, replica_rank: int, device: str = "cpu",
         visible_devices: Optional[str] = None, visible_devices_envvar: Optional[str] = None,
+        copy_counter: Any = None,
     ):
         if device != "cpu" and visible_devices is not None and visible_devices_envvar:
             os.environ[visible_devices_envvar] = visible_devices  # before the first CUDA call of this process
@@ -47,7 +77,8 @@ class HfServer:
         self.device = device if device == "cpu" else f"{device}:0"
         self.generator = None
         self._generation_lock = asyncio.Lock()
-        self._copies_served: Counter = Counter()
+        self.copy_counter = copy_counter
+        self._local_copies = CopyCounter()
         self.global_steps: Optional[int] = None
         self.offloaded = False
 
@@ -91,9 +122,12 @@ class HfServer:
         from onethinker_verl.rollout.sampling import request_seed, sampling_settings
 
         prompt_ids = [int(token) for token in prompt_ids]
-        # the copy number is taken on arrival, before any await, so copies of a prompt get distinct seeds
-        occurrence = self._copies_served[tuple(prompt_ids)]
-        self._copies_served[tuple(prompt_ids)] += 1
+        # the copy number is taken on arrival, before waiting for the model, so copies get distinct seeds
+        prompt_key = hashlib.sha256(json.dumps(prompt_ids).encode()).hexdigest()
+        if self.copy_counter is None:
+            occurrence = self._local_copies.take(prompt_key)
+        else:
+            occurrence = await self.copy_counter.take.remote(prompt_key)
         try:
             settings = sampling_settings(
                 sampling_params, self.config, len(prompt_ids), request_seed(self.config.seed, prompt_ids, occurrence)
@@ -143,7 +177,9 @@ class HfServer:
 
     async def sleep(self) -> None:
         """End of a sampling round: copy numbers restart; on an accelerator the weights leave its memory."""
-        self._copies_served.clear()
+        self._local_copies.reset()
+        if self.copy_counter is not None:
+            await self.copy_counter.reset.remote()
         if self.device != "cpu" and self.generator is not None and self.config.free_cache_engine:
             async with self._generation_lock:
                 await asyncio.to_thread(self.generator.model.to, "cpu")

@@ -4,124 +4,24 @@
     torchrun --standalone --nproc_per_node=2 -m onethinker_verl.sft.cpu_run HYDRA_OVERRIDE ...
 
 verl 0.9.1 resolves its accelerator through ``verl.plugin.platform`` (``PlatformRegistry`` plus the
-``VERL_PLATFORM`` override). Registering a ``cpu`` platform there, before anything asks for the platform,
-lets ``verl.trainer.sft_trainer`` run unchanged with ``engine.strategy=fsdp2`` over gloo. This module
-registers it (and verl's FSDP engine for the ``cpu`` device) and then runs verl's own
-``verl.trainer.sft_trainer`` entry point (its Hydra ``main``) with the given overrides, under torchrun or, without
-it, as rank 0 of a world of 1; each ``---`` starts another run in the same process (verl and the models are
-imported once). What differs from a GPU node is only here: the platform, the device module (zero memory
-statistics) and a plain gloo process group. The SFT tests and the miniature pipeline
+``VERL_PLATFORM`` override). Selecting the plugin's ``cpu`` platform there (:mod:`onethinker_verl.cpu`, whose
+FSDP engine registrations for the ``cpu`` device come with it), before anything asks for the platform, lets
+``verl.trainer.sft_trainer`` run unchanged with ``engine.strategy=fsdp2`` over gloo. This module selects it and
+then runs verl's own ``verl.trainer.sft_trainer`` entry point (its Hydra ``main``) with the given overrides,
+under torchrun or, without it, as rank 0 of a world of 1; each ``---`` starts another run in the same process
+(verl and the models are imported once). What differs from a GPU node is only the platform and a plain gloo
+process group (this module's: the SFT trainer builds its group itself). The SFT tests and the miniature pipeline
 (:mod:`onethinker_verl.miniature`) run SFT through it; add ``trainer.device=cpu`` and the CPU model settings
 (:data:`CPU_MODEL_OVERRIDES`) to the overrides.
 """
 
-import contextlib
 import os
 import runpy
 import sys
-import types
 
 import torch
 
-
-def _cpu_device_module() -> types.ModuleType:
-    """``torch.cpu`` plus the CUDA-style calls verl makes on its device module (memory statistics are zero,
-    random state is the CPU generator's)."""
-    module = types.ModuleType("verl_cpu_device")
-    module.__getattr__ = lambda name: getattr(torch.cpu, name)
-    for name in ("memory_reserved", "memory_allocated", "max_memory_reserved", "max_memory_allocated"):
-        setattr(module, name, lambda *args, **kwargs: 0)
-    for name in ("empty_cache", "reset_peak_memory_stats", "reset_accumulated_memory_stats", "ipc_collect",
-                 "set_device", "set_per_process_memory_fraction"):
-        setattr(module, name, lambda *args, **kwargs: None)
-    module.mem_get_info = lambda *args, **kwargs: (0, 0)
-    module.get_rng_state = lambda *args, **kwargs: torch.get_rng_state()
-    module.set_rng_state = lambda state, *args, **kwargs: torch.set_rng_state(state)
-    module.manual_seed = torch.manual_seed
-    module.get_device_name = lambda *args, **kwargs: "cpu"
-    return module
-
-
-def register_cpu_platform() -> None:
-    """Register and select a ``cpu`` platform in verl's platform registry (idempotent)."""
-    from verl.plugin.platform import PlatformBase, PlatformRegistry, set_platform
-
-    @PlatformRegistry.register(platform="cpu")
-    class PlatformCPU(PlatformBase):
-        device_name = "cpu"
-        vendor_name = "cpu"
-        device_module = _cpu_device_module()
-
-        def is_available(self) -> bool:
-            return True
-
-        def current_device(self):
-            # verl moves modules with ``.to(get_device_id())``; an integer there would mean a CUDA device.
-            return torch.device("cpu")
-
-        def device_count(self) -> int:
-            return 1
-
-        def set_device(self, device_index: int) -> None:
-            return None
-
-        def synchronize(self, device_index=None) -> None:
-            return None
-
-        def manual_seed(self, seed: int) -> None:
-            torch.manual_seed(seed)
-
-        def manual_seed_all(self, seed: int) -> None:
-            torch.manual_seed(seed)
-
-        def set_allocator_settings(self, settings: str) -> None:
-            return None
-
-        def empty_cache(self) -> None:
-            return None
-
-        def get_device_capability(self, device_index: int = 0):
-            return None, None
-
-        def communication_backend_name(self) -> str:
-            return "gloo"
-
-        def visible_devices_envvar(self) -> str:
-            return "CUDA_VISIBLE_DEVICES"
-
-        @contextlib.contextmanager
-        def nvtx_range(self, msg: str):
-            yield
-
-        def profiler_start(self) -> None:
-            return None
-
-        def profiler_stop(self) -> None:
-            return None
-
-        def ray_resource_name(self) -> str:
-            return "CPU"
-
-        def ray_noset_envvars(self) -> list[str]:
-            return []
-
-        def is_ipc_supported(self) -> bool:
-            return False
-
-        def cudart(self):
-            return None
-
-    os.environ["VERL_PLATFORM"] = "cpu"
-    set_platform(PlatformCPU())
-
-    # verl registers its FSDP engines per device ("cuda", "npu"); the same classes serve the CPU.
-    from verl.workers.engine import EngineRegistry
-    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
-
-    if "cpu" not in EngineRegistry._engines["language_model"]["fsdp2"]:
-        EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device="cpu")(
-            FSDPEngineWithLMHead
-        )
+from onethinker_verl.cpu.mode import switch_on
 
 
 def single_process_environment() -> None:
@@ -169,7 +69,7 @@ CPU_MODEL_OVERRIDES = ("trainer.device=cpu", "model.use_remove_padding=false",
 
 def main(arguments: list[str]) -> None:
     single_process_environment()
-    register_cpu_platform()
+    switch_on()  # verl's `cpu` platform (onethinker_verl.cpu); the plugin registers its FSDP engines for `cpu`
     use_one_gloo_process_group()
     runs = [[]]
     for argument in arguments:
