@@ -58,7 +58,9 @@ def launches(tmp_path_factory):
         "sft_trainer_given_rl_recipe": ([python, *sft, "+recipe=onethinker"], {}, ["recipe=onethinker: "]),
         "main_ppo_given_sft_recipe": ([python, *ppo, "+recipe=onethinker_sft"], {}, ["recipe=onethinker_sft: "]),
         "main_ppo_model_not_a_model": (
-            [python, *ppo, "+recipe=onethinker_smoke", f"actor_rollout_ref.model.path={not_a_model}"],
+            # a Ray cluster address keeps the machine's GPU count (checked elsewhere) out of this case
+            [python, *ppo, "+recipe=onethinker_smoke", f"actor_rollout_ref.model.path={not_a_model}",
+             "+ray_kwargs.ray_init.address=127.0.0.1:1"],
             {}, [f"actor_rollout_ref.model.path={not_a_model}: this folder has no config.json"]),
         # the launch script checks before torchrun starts any worker
         "sft_launch_script_missing_media": (
