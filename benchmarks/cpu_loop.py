@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         f"trainer.total_training_steps={args.steps}", "trainer.logger=[console,file]",
         f"reward.custom_reward_function.path={REPO_ROOT / 'tests' / 'cpu_loop_reward.py'}",
         "algorithm.filter_groups.enable=false", "algorithm.online_filter.enable=false",
-        f"+ray_kwargs.ray_init._temp_dir={workdir / 'ray'}",
+        # Ray's socket paths must stay under 108 bytes: its folder lives in /tmp, not under --workdir
+        f"+ray_kwargs.ray_init._temp_dir={tempfile.mkdtemp(prefix='ray_bench_')}",
     ]
     metrics_file = workdir / "onethinker" / "onethinker_cpu.jsonl"
     start = time.monotonic()

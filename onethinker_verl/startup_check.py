@@ -230,12 +230,37 @@ def local_accelerator_count(device: str) -> int:
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
-def check_machine(config: DictConfig) -> Iterable[str]:
-    """Refuse a run that asks for more GPUs than this machine has when no Ray cluster is given.
+# What Ray appends to its temporary folder for its longest socket, with the longest Linux process id:
+# "/session_<YYYY-MM-DD_HH-MM-SS_ffffff>_<pid>/sockets/plasma_store".
+RAY_SOCKET_SUFFIX_BYTES = len("/session_2026-12-03_07-50-09_327623_4194304/sockets/plasma_store")
+UNIX_SOCKET_PATH_BYTES = 107  # sun_path holds 108 bytes with its terminating NUL
 
-    verl would start a local Ray instance and wait forever for the workers' placement groups. Skipped with
-    ``trainer.device=cpu`` (CPU mode, ``+recipe=onethinker_cpu``) and when a Ray cluster is given.
+
+def _check_ray_temp_dir(config: DictConfig) -> Iterable[str]:
+    """Ray refuses (with a traceback, after the config is printed) a temporary folder whose socket paths would
+    not fit a Unix socket address."""
+    temp_dir = OmegaConf.select(config, "ray_kwargs.ray_init._temp_dir", default=None)
+    if not temp_dir:
+        return
+    longest = len(os.fsencode(os.path.abspath(os.path.expanduser(str(temp_dir))))) + RAY_SOCKET_SUFFIX_BYTES
+    if longest > UNIX_SOCKET_PATH_BYTES:
+        yield problem(
+            "ray_kwargs.ray_init._temp_dir", temp_dir,
+            f"Ray's socket paths under it would be up to {longest} bytes, over the {UNIX_SOCKET_PATH_BYTES} a Unix "
+            "socket address holds",
+            f"give a folder of at most {UNIX_SOCKET_PATH_BYTES - RAY_SOCKET_SUFFIX_BYTES} bytes (e.g. under /tmp)",
+        )
+
+
+def check_machine(config: DictConfig) -> Iterable[str]:
+    """Refuse a Ray temporary folder too long for Ray's sockets, and a run that asks for more GPUs than this
+    machine has when no Ray cluster is given.
+
+    For the latter verl would start a local Ray instance and wait forever for the workers' placement groups.
+    That check is skipped with ``trainer.device=cpu`` (CPU mode, ``+recipe=onethinker_cpu``) and when a Ray
+    cluster is given.
     """
+    yield from _check_ray_temp_dir(config)
     device = str(config.trainer.get("device", "cuda"))
     if device == "cpu" or ray_cluster_address(config) is not None:
         return

@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -38,6 +39,8 @@ NOT_COMPARED = ("timing_s/", "timing_per_token_ms/", "global_seqlen/min", "globa
 def main_ppo(workdir: Path, model: Path, *overrides: str) -> subprocess.CompletedProcess:
     """One main_ppo run in ``workdir`` (its file logger writes there), with only ordinary overrides."""
     workdir.mkdir(parents=True, exist_ok=True)
+    # Ray's socket paths must stay under 108 bytes, which pytest's temporary folders can exceed
+    ray_dir = tempfile.mkdtemp(prefix="ray_e2e_")
     command = [
         sys.executable, "-m", "verl.trainer.main_ppo", "+recipe=onethinker_cpu",
         f"actor_rollout_ref.model.path={model}",
@@ -48,10 +51,13 @@ def main_ppo(workdir: Path, model: Path, *overrides: str) -> subprocess.Complete
         "reward.custom_reward_function.name=compute_score",
         "algorithm.filter_groups.enable=false", "algorithm.online_filter.enable=false",
         f"actor_rollout_ref.actor.optim.lr={LEARNING_RATE}",
-        f"+ray_kwargs.ray_init._temp_dir={workdir / 'ray'}",
+        f"+ray_kwargs.ray_init._temp_dir={ray_dir}",
         *overrides,
     ]
-    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
+    try:
+        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
     (workdir / "log.txt").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     return done

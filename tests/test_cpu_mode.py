@@ -111,7 +111,9 @@ def test_the_switch_selects_the_cpu_platform_and_its_pieces(monkeypatch):
 
     previous = get_platform()
     original = engine_workers.initialize_global_process_group_ray
-    monkeypatch.delenv("VERL_PLATFORM", raising=False)
+    # set, then deleted: monkeypatch restores only what it recorded, and the switch sets the variable
+    monkeypatch.setenv("VERL_PLATFORM", "")
+    monkeypatch.delenv("VERL_PLATFORM")
     try:
         CpuMode().on_job_start(cpu_config())
         assert os.environ["VERL_PLATFORM"] == "cpu" and get_device_name() == "cpu"
@@ -133,10 +135,11 @@ def test_the_switch_selects_the_cpu_platform_and_its_pieces(monkeypatch):
         set_platform(previous)
 
 
-def test_main_ppo_refuses_in_one_line_before_ray_starts(tmp_path):
-    """Through verl's entry point: CPU mode on FSDP1, and the hf rollout with tensor parallelism."""
+def test_main_ppo_refuses_in_one_line_before_ray_starts(tmp_path, tiny_vl_checkpoint):
+    """Through verl's entry point: CPU mode on FSDP1, and the hf rollout with tensor parallelism (on a real
+    model folder, which the start-up check would otherwise refuse first)."""
     base = [sys.executable, "-m", "verl.trainer.main_ppo", "+recipe=onethinker_cpu",
-            f"actor_rollout_ref.model.path={tmp_path}", f"trainer.default_local_dir={tmp_path / 'ckpt'}"]
+            f"actor_rollout_ref.model.path={tiny_vl_checkpoint('qwen3_vl')}", f"trainer.default_local_dir={tmp_path / 'ckpt'}"]
     cases = {
         "onethinker-verl CPU mode: actor_rollout_ref.actor.strategy=fsdp: FSDP1 cannot run on the CPU":
             "actor_rollout_ref.actor.strategy=fsdp",

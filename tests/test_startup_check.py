@@ -249,3 +249,20 @@ def test_machine_check_is_skipped_for_cpu_mode_and_for_a_ray_cluster(monkeypatch
     overrides = [*WORKABLE, *([override] if override else [])]
     assert list(check_machine(compose_recipe(*overrides))) == []
 
+
+
+def test_a_ray_temp_dir_too_long_for_rays_sockets_is_refused_in_one_line(monkeypatch):
+    from ray._private.utils import validate_socket_filepath
+
+    monkeypatch.setattr(startup_check, "local_accelerator_count", lambda device: 32)  # the recipe's 4 x 8
+    limit = startup_check.UNIX_SOCKET_PATH_BYTES - startup_check.RAY_SOCKET_SUFFIX_BYTES
+    fits, too_long = "/tmp/" + "r" * (limit - 5), "/tmp/" + "r" * (limit - 4)
+    socket = "/session_2026-12-03_07-50-09_327623_4194304/sockets/plasma_store"  # Ray's longest, largest pid
+    validate_socket_filepath(fits + socket)  # Ray's own rule accepts the longest folder the check lets through
+    with pytest.raises(OSError):
+        validate_socket_filepath(too_long + socket)
+    assert not list(check_machine(compose_recipe(*WORKABLE, f"+ray_kwargs.ray_init._temp_dir={fits}")))
+    refusals = list(check_machine(compose_recipe(*WORKABLE, f"+ray_kwargs.ray_init._temp_dir={too_long}")))
+    assert len(refusals) == 1 and "\n" not in refusals[0]
+    assert refusals[0].startswith(f"{PREFIX}ray_kwargs.ray_init._temp_dir={too_long}: Ray's socket paths")
+    assert f"at most {limit} bytes" in refusals[0]
