@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     "rouge-score",
     "matplotlib",
     "aiohttp",  # model-based scoring talks to verl's reward-model router
+    "psutil",  # CPU mode sizes TransferQueue's threads to the physical cores
     "imageio-ffmpeg",  # the ffmpeg binary the SAM2 step extracts video frames with, as the reference does
     # verl's reward loop and v1 trainer import these (verl lists them only in its `verl-core` extra)
     "cachetools",

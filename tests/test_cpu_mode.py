@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from conftest import REPO_ROOT, compose_recipe
@@ -112,11 +113,14 @@ def test_the_switch_selects_the_cpu_platform_and_its_pieces(monkeypatch):
     previous = get_platform()
     original = engine_workers.initialize_global_process_group_ray
     # set, then deleted: monkeypatch restores only what it recorded, and the switch sets the variable
-    monkeypatch.setenv("VERL_PLATFORM", "")
-    monkeypatch.delenv("VERL_PLATFORM")
+    for name in ("VERL_PLATFORM", "TQ_NUM_THREADS"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     try:
         CpuMode().on_job_start(cpu_config())
         assert os.environ["VERL_PLATFORM"] == "cpu" and get_device_name() == "cpu"
+        # TransferQueue's threads within the physical cores, so that it has nothing to warn about
+        assert 1 <= int(os.environ["TQ_NUM_THREADS"]) <= min(8, psutil.cpu_count(logical=False))
         assert get_platform().ray_resource_name() == "GPU"  # verl schedules its workers on (logical) GPUs
         assert EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__ == "FSDPEngineWithLMHead"
         process_group.install()

@@ -15,6 +15,7 @@ import logging
 import os
 from typing import Any
 
+import psutil
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "onethinker-verl CPU mode"
 CPU_ATTENTION = ("sdpa", "eager")
+TRANSFER_THREADS_ENV = "TQ_NUM_THREADS"  # TransferQueue's threads per transfer (transfer_queue.client)
 
 
 class CpuModeError(ValueError):
@@ -100,12 +102,16 @@ def check_cpu_mode(config: DictConfig) -> None:
 
 def switch_on() -> None:
     """Select the ``cpu`` platform in this process and in the Ray workers it starts (they inherit the
-    environment of the local Ray cluster this process starts)."""
+    environment of the local Ray cluster this process starts), and size TransferQueue's threads to the
+    physical cores."""
     from verl.plugin.platform import get_platform, set_platform
 
     from onethinker_verl.cpu.platform import PlatformCPU
 
     os.environ["VERL_PLATFORM"] = CPU_PLATFORM
+    # TransferQueue runs 8 threads a transfer unless told otherwise, clamps them to the physical cores itself,
+    # and warns on every transfer of every step when it does; a user's own setting wins
+    os.environ.setdefault(TRANSFER_THREADS_ENV, str(min(8, psutil.cpu_count(logical=False) or 1)))
     if get_platform().device_name != CPU_PLATFORM:  # chosen earlier in this process, before the switch
         set_platform(PlatformCPU())
     logger.info("onethinker-verl: CPU mode on (trainer.device=cpu): verl's workers run on the CPU platform")
