@@ -201,3 +201,17 @@ def test_headline_plot_names_each_metric_and_nothing_covers_a_bar(tmp_path, monk
     assert not any(a.overlaps(b) for i, a in enumerate(label_boxes) for b in label_boxes[i + 1 :])  # labels apart
     figure_box = figure.bbox
     assert all(figure_box.containsx(box.x0) and figure_box.containsy(box.y1) for box in [*label_boxes, legend])
+
+
+# ------------------------------------------------------------------------------------- nothing to score
+
+@pytest.mark.parametrize("protocol", ["reference", "strict"])
+@pytest.mark.parametrize("name, text", [("eval_empty.json", "[]"), ("predictions.jsonl", "")])
+def test_score_with_no_rows_exits_1_naming_the_file_and_writes_no_report(tmp_path, caplog, protocol, name, text):
+    empty = tmp_path / name
+    empty.write_text(text)
+    output = tmp_path / "report.json"
+    assert main(["score", "--protocol", protocol, "--predictions", str(empty), "--output", str(output)]) == 1
+    errors = error_lines(caplog)
+    assert len(errors) == 1 and errors[0].startswith(f"nothing to score in {empty}: no "), errors
+    assert not output.exists()  # no report of 0.0 over no rows

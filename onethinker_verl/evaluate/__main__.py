@@ -125,10 +125,19 @@ def _score(args) -> int:
         from onethinker_verl.evaluate.suite import score_files, write_report
 
         scored_dir = args.scored_dir or args.output.parent / f"{args.output.stem}_scored"
+        scored, empty = [], []
         try:
-            scored = score_files(args.predictions, scored_dir)
+            for path in args.predictions:
+                of_file = score_files([path], scored_dir)
+                scored += of_file
+                if not any(benchmark.meta["rows"] for benchmark in of_file):
+                    empty.append(str(path))
         except (OSError, OutputFormatError) as exc:
             logger.error("%s", exc)
+            return 1
+        if empty:
+            # a report of 0.0 over no rows would read as a result
+            logger.error("nothing to score in %s: no rows (an empty output file: did its generation run?)", ", ".join(empty))
             return 1
         write_report(scored, args.output.parent, args.published, plots_dir=args.plots, plots=args.plots is not None,
                      markdown_path=args.markdown or args.output.with_suffix(".md"), json_path=args.output)
@@ -148,6 +157,10 @@ def _score(args) -> int:
     except MalformedInputError as exc:
         logger.error("%s (--strict)", exc)
         return 2
+    if not any(benchmark.items for benchmark in result.benchmarks.values()):
+        logger.error("nothing to score in %s: no predictions (%d lines skipped)",
+                     ", ".join(map(str, args.predictions)), len(result.skipped))
+        return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     logger.info("wrote %s", args.output)
