@@ -313,15 +313,20 @@ class StartupCheck(Callback):
         except StartupCheckError as error:
             problems = error.problems
         # here rather than in check_config: the dry run and tests check configurations with a tokenizer folder
-        problems += _model_problems(config)
+        model_key = "actor_rollout_ref.model.path"
+        problems += model_path_problems(model_key, OmegaConf.select(config, model_key))
         problems += check_machine(config)
         if problems:
             raise SystemExit("\n".join(problems))
 
 
-def _model_problems(config: DictConfig) -> list[str]:
-    from onethinker_verl.model_folder import model_folder_problem
+def model_path_problems(key: str, path: Any) -> list[str]:
+    """The refusal line of a model path set at ``key`` that cannot be a Qwen-VL policy
+    (:func:`onethinker_verl.model_folder.check_model_folder`); empty when it can. The RL and SFT checks share it."""
+    from onethinker_verl.model_folder import ModelFolderError, check_model_folder
 
-    path = OmegaConf.select(config, "actor_rollout_ref.model.path")
-    why = model_folder_problem(path)
-    return [] if why is None else [f"{PREFIX}: actor_rollout_ref.model.path={path}: {why}"]
+    try:
+        check_model_folder(path, key)
+    except ModelFolderError as error:
+        return [f"{PREFIX}: {error}"]
+    return []

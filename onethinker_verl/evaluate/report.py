@@ -6,6 +6,7 @@ Tables and plots show metrics as percentages (the JSON report keeps fractions in
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -188,8 +189,8 @@ def render_reference_markdown(scored: list, published: dict[str, dict], plots: l
     ]
     for benchmark in scored:
         metric, ours, theirs = headline_of(benchmark, published)
-        reference = "–" if theirs != theirs else f"{theirs:.1f}"  # NaN: nothing published for this metric
-        delta = "–" if theirs != theirs else f"{ours - theirs:+.1f}"
+        reference = "–" if math.isnan(theirs) else f"{theirs:.1f}"  # NaN: nothing published for this metric
+        delta = "–" if math.isnan(theirs) else f"{ours - theirs:+.1f}"
         lines.append(f"| {_escape(benchmark.name)} | {benchmark.meta['rows']} | `{metric}` | {ours:.1f} | {reference} | {delta} |")
     elsewhere = {name: entry for name, entry in published.items() if name not in {b.name for b in scored}}
     if elsewhere:
@@ -230,7 +231,7 @@ def _plot_headline(scored: list, published: dict[str, dict], path: Path) -> Path
     for offset, label, values in ((-0.2, "ours", [ours for _, ours, _ in headlines]),
                                   (0.2, "published", [theirs for _, _, theirs in headlines])):
         bars = axes.barh([row + offset for row in rows], values, height=0.4, label=label)
-        axes.bar_label(bars, labels=["" if value != value else f"{value:.1f}" for value in values], padding=2, fontsize="small")
+        axes.bar_label(bars, labels=["" if math.isnan(value) else f"{value:.1f}" for value in values], padding=2, fontsize="small")
     axes.set_yticks(list(rows), labels, fontsize="small")
     axes.set_ylim(len(scored) - 0.5, -0.5)  # first benchmark on top
     axes.set_xlim(0, 110)  # room for the value labels of bars near 100

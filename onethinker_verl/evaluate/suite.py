@@ -115,15 +115,15 @@ def run_suite(suite: str, bench_dir: str | Path, model_path: str, out_dir: str |
                        len(missing), len(SUITES[suite]), suite, bench_dir, ", ".join(missing))
     if not files:
         raise FileNotFoundError(f"none of the {suite} benchmark files is in {bench_dir}")
-    segmenting = [path for path in files if Path(path).stem + ".json" in SEGMENTATION_FILES]
-    use_sam2 = bool(segmenting) and sam2_ready(len(segmenting), sam2_checkpoint, sam2_config, device)
+    is_segmentation = [Path(path).stem + ".json" in SEGMENTATION_FILES for path in files]
+    use_sam2 = any(is_segmentation) and sam2_ready(sum(is_segmentation), sam2_checkpoint, sam2_config, device)
     generation_dir = out_dir / "generation"
     outputs = generate(files, generation_dir, model_path, settings)
     failures = summarise_outputs(outputs)
     if failures.failed == failures.rows:
         failures.check(max_failed_fraction)  # every row failed: nothing to segment, score or report
-    segmentation = [output for path, output in zip(files, outputs) if Path(path).stem + ".json" in SEGMENTATION_FILES]
-    if segmentation and use_sam2:
+    if use_sam2:
+        segmentation = [output for output, segmenting in zip(outputs, is_segmentation) if segmenting]
         run_sam2(segmentation, sam2_checkpoint, sam2_config, settings.media_root, device)
     scored = score_files(outputs)
     report = write_report(scored, out_dir, published_path)

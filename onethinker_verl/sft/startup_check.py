@@ -39,10 +39,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from onethinker_verl.data.media import check_mode_from_config
-from onethinker_verl.model_folder import model_folder_problem
 from onethinker_verl.recipe_entry import SFT, entry_point_problem
 from onethinker_verl.sft.settings import stored_media_paths
-from onethinker_verl.startup_check import PREFIX, _files, _is_required_marker, problem
+from onethinker_verl.startup_check import PREFIX, _files, _is_required_marker, model_path_problems, problem
 
 CHECKED_ENV = "ONETHINKER_SFT_CHECKED"  # set by the launch scripts once the check passed before torchrun
 _LISTED = 5  # missing media files named in the refusal; the rest are counted
@@ -115,11 +114,7 @@ def check_sft_config(config: DictConfig) -> list[str]:
     problems = list(_check_files(config.data))
     if not problems:
         problems += _check_media(config.data)
-    model_path = config.model.get("path", None)
-    why = model_folder_problem(model_path)
-    if why is not None:
-        problems.append(f"{PREFIX}: model.path={model_path}: {why}")
-    return problems
+    return problems + model_path_problems("model.path", config.model.get("path", None))
 
 
 class SFTStartupCheck(Callback):
