@@ -63,6 +63,7 @@ def main(argv=None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cpu_loop_bench_"))
     workdir.mkdir(parents=True, exist_ok=True)
 
+    from onethinker_verl.cpu.ray_temp import short_ray_temp_dir
     from onethinker_verl.tiny_model import build_tiny_vl_checkpoint
 
     model = build_tiny_vl_checkpoint(args.family, workdir / "model")
@@ -72,14 +73,14 @@ def main(argv=None) -> int:
         f"trainer.total_training_steps={args.steps}", "trainer.logger=[console,file]",
         f"reward.custom_reward_function.path={REPO_ROOT / 'tests' / 'cpu_loop_reward.py'}",
         "algorithm.filter_groups.enable=false", "algorithm.online_filter.enable=false",
-        # Ray's socket paths must stay under 108 bytes: its folder lives in /tmp, not under --workdir
-        f"+ray_kwargs.ray_init._temp_dir={tempfile.mkdtemp(prefix='ray_bench_')}",
     ]
     metrics_file = workdir / "onethinker" / "onethinker_cpu.jsonl"
     start = time.monotonic()
     samples: list[tuple[float, int]] = []
     step_ends: dict[int, float] = {}
-    with open(workdir / "log.txt", "w") as log:
+    # Ray's socket paths must stay under 108 bytes: its folder lives in /tmp, not under --workdir
+    with open(workdir / "log.txt", "w") as log, short_ray_temp_dir("ray_bench_") as ray_dir:
+        command.append(f"+ray_kwargs.ray_init._temp_dir={ray_dir}")
         process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
         while process.poll() is None:
             samples.append((time.monotonic() - start, pss_bytes(process_tree(process.pid))))
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
     first_step_start = step_ends[min(metrics)] - metrics[min(metrics)]["timing_s/step"]
     print(f"start-up until step 1: {first_step_start:.0f} s; whole run: {total:.0f} s; "
           f"peak PSS of the run: {max(p for _, p in samples) / gib:.2f} GiB")
-    print(f"rollout vs actor, max |p_rollout - p_actor| per step: "
+    print("rollout vs actor, max |p_rollout - p_actor| per step: "
           + ", ".join(f"{metrics[s]['training/rollout_probs_diff_max']:.1e}" for s in sorted(metrics)))
     return 0
 

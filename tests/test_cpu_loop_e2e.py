@@ -17,17 +17,16 @@ turn the group filters off (they would drop every group of equal scores); nothin
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO_ROOT
+from onethinker_verl.cpu.ray_temp import short_ray_temp_dir
 
 LEARNING_RATE = 0.05  # large, so that step 2's policy differs clearly from step 1's
 # Not compared between the runs: times, memory and throughput (perf/), and how the rows happened to split
@@ -39,8 +38,6 @@ NOT_COMPARED = ("timing_s/", "timing_per_token_ms/", "global_seqlen/min", "globa
 def main_ppo(workdir: Path, model: Path, *overrides: str) -> subprocess.CompletedProcess:
     """One main_ppo run in ``workdir`` (its file logger writes there), with only ordinary overrides."""
     workdir.mkdir(parents=True, exist_ok=True)
-    # Ray's socket paths must stay under 108 bytes, which pytest's temporary folders can exceed
-    ray_dir = tempfile.mkdtemp(prefix="ray_e2e_")
     command = [
         sys.executable, "-m", "verl.trainer.main_ppo", "+recipe=onethinker_cpu",
         f"actor_rollout_ref.model.path={model}",
@@ -51,16 +48,15 @@ def main_ppo(workdir: Path, model: Path, *overrides: str) -> subprocess.Complete
         "reward.custom_reward_function.name=compute_score",
         "algorithm.filter_groups.enable=false", "algorithm.online_filter.enable=false",
         f"actor_rollout_ref.actor.optim.lr={LEARNING_RATE}",
-        f"+ray_kwargs.ray_init._temp_dir={ray_dir}",
         *overrides,
     ]
-    try:
+    # Ray's socket paths must stay under 108 bytes, which pytest's temporary folders can exceed
+    with short_ray_temp_dir("ray_e2e_") as ray_dir:
+        command.append(f"+ray_kwargs.ray_init._temp_dir={ray_dir}")
         done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
-    finally:
-        shutil.rmtree(ray_dir, ignore_errors=True)
     (workdir / "log.txt").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
-    # the recipe sizes TransferQueue's threads to the machine: no warning on every transfer
+    # CPU mode sizes TransferQueue's threads to the machine: no warning on every transfer
     assert "should not exceed total physical CPU cores" not in done.stdout + done.stderr
     return done
 

@@ -12,12 +12,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onethinker_verl
+from onethinker_verl.cpu.ray_temp import short_ray_temp_dir
 from onethinker_verl.data.sample import sample_dir, sample_file
 from onethinker_verl.glue.ema_checkpoint import EMA_STATE_FILE
 from onethinker_verl.miniature.sft_data import write_answer_format_rows
@@ -166,12 +166,9 @@ def _run_rl(run: Run, stage: str, total_steps: int) -> str:
     metrics = run.output / "rl" / f"metrics_{stage}.jsonl"
     metrics.parent.mkdir(parents=True, exist_ok=True)
     # Ray's socket paths must stay short: its temporary folder lives in /tmp, not under the output folder
-    ray_dir = tempfile.mkdtemp(prefix="otm_ray_")
-    try:
+    with short_ray_temp_dir("otm_ray_") as ray_dir:
         return run_child(run, stage, _rl_command(run, total_steps, ray_dir),
                          env={"VERL_FILE_LOGGER_PATH": str(metrics)}, cwd=run.output / "rl")
-    finally:
-        shutil.rmtree(ray_dir, ignore_errors=True)
 
 
 def _step_folder(run: Run, step: int) -> Path:
